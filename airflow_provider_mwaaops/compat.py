@@ -1,0 +1,153 @@
+"""The one module that knows which Airflow line is installed.
+
+Everything else in the package imports Airflow base classes and version-dependent helpers from
+here, so that supporting a new Airflow release means editing one file. We do not rely on
+``airflow.providers.common.compat.sdk`` because the oldest common-compat that MWAA ships (1.7.0,
+on the 2.11.0 image) predates it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+from airflow import __version__ as AIRFLOW_VERSION_STRING
+from packaging.version import Version
+
+AIRFLOW_VERSION = Version(Version(AIRFLOW_VERSION_STRING).base_version)
+AIRFLOW_V_3_0_PLUS = Version("3.0.0") <= AIRFLOW_VERSION
+AIRFLOW_V_3_1_PLUS = Version("3.1.0") <= AIRFLOW_VERSION
+AIRFLOW_V_3_3_PLUS = Version("3.3.0") <= AIRFLOW_VERSION
+
+#: Listener hook implementations are pluggy hookimpls under the "airflow" project name on both
+#: lines; a hookimpl may declare any subset of a spec's arguments, so one class can carry the
+#: Airflow 2 dataset hooks and the Airflow 3 asset hooks side by side.
+hookimpl = pluggy.HookimplMarker("airflow")
+
+from airflow.plugins_manager import AirflowPlugin  # noqa: E402  (same path on both lines)
+
+if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
+    from airflow.sdk import DAG, BaseHook, BaseNotifier, BaseOperator, BaseOperatorLink, Context, task
+else:  # Airflow 2.11
+    from airflow.decorators import task  # type: ignore[no-redef]
+    from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+    from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
+    from airflow.models.baseoperatorlink import BaseOperatorLink  # type: ignore[no-redef]
+    from airflow.models.dag import DAG  # type: ignore[no-redef]
+    from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
+    from airflow.utils.context import Context  # type: ignore[no-redef]
+
+__all__ = [
+    "AIRFLOW_VERSION",
+    "AIRFLOW_V_3_0_PLUS",
+    "AIRFLOW_V_3_1_PLUS",
+    "AIRFLOW_V_3_3_PLUS",
+    "DAG",
+    "AirflowPlugin",
+    "BaseHook",
+    "BaseNotifier",
+    "BaseOperator",
+    "BaseOperatorLink",
+    "Context",
+    "dag_test",
+    "hookimpl",
+    "load_dags",
+    "register_dag_for_test",
+    "task",
+    "task_instance_states",
+    "task_return_values",
+]
+
+
+def register_dag_for_test(dag: Any) -> None:
+    """Make an in-memory DAG runnable by ``dag.test()``.
+
+    Airflow 3 refuses to create a DagRun for a DAG that is not serialized in a configured bundle;
+    DAGs defined in a test module (or loaded from a folder that is not the dags folder) never are.
+    Airflow 2.11 runs any DAG object, so there is nothing to do there.
+    """
+    if not AIRFLOW_V_3_0_PLUS:
+        return
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        DagBundlesManager().sync_bundles_to_db(session=session)
+    bag = DagBag(collect_dags=False)
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)
+
+
+def dag_test(dag: Any, conf: dict[str, Any] | None = None, logical_date: Any = None) -> Any:
+    """Call ``dag.test()``, whose logical-date argument changed name in Airflow 3."""
+    if AIRFLOW_V_3_0_PLUS:
+        if logical_date is None:
+            return dag.test(run_conf=conf)
+        return dag.test(run_conf=conf, logical_date=logical_date)
+    return dag.test(run_conf=conf, execution_date=logical_date)
+
+
+def task_instance_states(dag_id: str, run_id: str) -> dict[str, str]:
+    """Final state of every task instance of one run, keyed ``task_id`` or ``task_id[map_index]``.
+
+    Read straight from the metadata database: callers are test harnesses running in the same
+    process as ``dag.test()``, where ORM access is allowed on both lines.
+    """
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = (
+            session.query(TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state)
+            .filter(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id)
+            .all()
+        )
+    states: dict[str, str] = {}
+    for task_id, map_index, state in rows:
+        key = task_id if map_index is None or map_index < 0 else f"{task_id}[{map_index}]"
+        states[key] = str(state.value if hasattr(state, "value") else state)
+    return states
+
+
+def task_return_values(dag_id: str, run_id: str) -> dict[str, Any]:
+    """Every task's ``return_value`` XCom of one run, deserialized, for test reports."""
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        if AIRFLOW_V_3_0_PLUS:
+            from airflow.models.xcom import XComModel
+
+            query = XComModel.get_many(run_id=run_id, dag_ids=dag_id, key="return_value")
+            rows = session.scalars(query).all()
+            deserialize = XComModel.deserialize_value
+        else:
+            from airflow.models.xcom import XCom
+
+            rows = XCom.get_many(run_id=run_id, dag_ids=dag_id, key="return_value", session=session).all()
+
+            def deserialize(row: Any) -> Any:  # type: ignore[misc]  # Airflow 2 decodes on load
+                return row.value
+
+        values: dict[str, Any] = {}
+        for row in rows:
+            key = (
+                row.task_id
+                if row.map_index is None or row.map_index < 0
+                else f"{row.task_id}[{row.map_index}]"
+            )
+            values[key] = deserialize(row)
+    return values
+
+
+def load_dags(folder: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Parse every DAG file in ``folder``: (DAGs by id, import errors by file)."""
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.dag_processing.dagbag import DagBag
+
+        bag = DagBag(dag_folder=folder)
+    else:
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
+        bag = DagBag(dag_folder=folder, include_examples=False)  # type: ignore[call-arg]
+    return dict(bag.dags), dict(bag.import_errors)

@@ -1,0 +1,1 @@
+"""AirflowPlugin classes exposed through the package's ``airflow.plugins`` entry point."""

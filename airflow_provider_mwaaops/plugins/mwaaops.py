@@ -1,0 +1,17 @@
+"""The plugin Airflow loads from the ``airflow.plugins`` entry point.
+
+Listeners can only reach Airflow through a plugin (a provider-info "plugins" entry is not loaded
+by default), so this class is where the package's listeners are attached. Importing this module
+must stay cheap: every Airflow component imports it at start-up.
+"""
+
+from __future__ import annotations
+
+from airflow_provider_mwaaops.compat import AirflowPlugin
+
+
+class MwaaOpsPlugin(AirflowPlugin):
+    """Registers the package's listeners with every Airflow component."""
+
+    name = "mwaaops"
+    listeners: list = []

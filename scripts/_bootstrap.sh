@@ -1,0 +1,43 @@
+# Sourced by scripts/test and scripts/demo: builds the project's virtual environments with uv.
+# Safe to run repeatedly; an up-to-date environment costs a second or two.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# The two Airflow lines we test: the newest 3.3.x and the newest 2.11.x on PyPI.
+AIRFLOW3_SPEC="apache-airflow~=3.3.0"
+AIRFLOW2_SPEC="apache-airflow~=2.11.0"
+PYTHON_VERSION="${MWAAOPS_PYTHON:-3.11}"
+VENV_AIRFLOW3="$ROOT/.venv"
+VENV_AIRFLOW2="$ROOT/.venv-airflow2"
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+ensure_uv() {
+  if command -v uv >/dev/null 2>&1; then
+    UV="$(command -v uv)"
+  else
+    # No uv on PATH: install it into a private tools venv (pip from PyPI only).
+    if [ ! -x "$ROOT/.tools/bin/uv" ]; then
+      log "installing uv into .tools/"
+      python3 -m venv "$ROOT/.tools"
+      "$ROOT/.tools/bin/python" -m pip install --quiet --disable-pip-version-check uv
+    fi
+    UV="$ROOT/.tools/bin/uv"
+  fi
+  export PATH="$(dirname "$UV"):$PATH"
+}
+
+# make_env VENV AIRFLOW_SPEC: a venv with the package (editable) and every extra, on one Airflow line.
+make_env() {
+  local venv="$1" spec="$2"
+  if [ ! -x "$venv/bin/python" ]; then
+    log "creating $venv (Python $PYTHON_VERSION)"
+    "$UV" venv --quiet --seed --python "$PYTHON_VERSION" "$venv"
+  fi
+  log "installing airflow-provider-mwaaops[test,docs,snowflake] with $spec into $(basename "$venv")"
+  "$UV" pip install --quiet --python "$venv/bin/python" -e "$ROOT[test,docs,snowflake]" "$spec" uv
+}
+
+ensure_uv

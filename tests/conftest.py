@@ -1,0 +1,1 @@
+"""Test-suite wide settings; the fixtures themselves come from the package's pytest plugin."""
