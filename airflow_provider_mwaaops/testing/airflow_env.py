@@ -115,12 +115,3 @@ class IsolatedAirflow:
     def activated(self) -> AbstractContextManager[None]:
         """Set this installation's variables for a block (before ``airflow`` is first imported)."""
         return patched_environ(self.environ)
-
-
-def airflow_already_configured_elsewhere(home: Path) -> bool:
-    """True when ``airflow`` was imported before our AIRFLOW_HOME was set: settings are then fixed."""
-    if "airflow" not in sys.modules:
-        return False
-    from airflow import settings
-
-    return Path(settings.AIRFLOW_HOME).resolve() != home.resolve()

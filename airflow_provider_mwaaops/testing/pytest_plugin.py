@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,6 +61,12 @@ def _isolation_requested(config: pytest.Config) -> bool:
 def pytest_configure(config: pytest.Config) -> None:
     if not _isolation_requested(config):
         return
+    if "airflow" in sys.modules:
+        raise pytest.UsageError(
+            "mwaaops_isolated_airflow: airflow was imported before pytest configured its isolated "
+            "AIRFLOW_HOME (often by a top-level import in conftest.py); move that import into the "
+            "fixtures or tests that need it"
+        )
     from airflow_provider_mwaaops.testing.airflow_env import IsolatedAirflow
 
     airflow = IsolatedAirflow(Path(tempfile.mkdtemp(prefix="mwaaops-airflow-")))
