@@ -24,12 +24,15 @@ AIRFLOW_V_3_3_PLUS = Version("3.3.0") <= AIRFLOW_VERSION
 #: Airflow 2 dataset hooks and the Airflow 3 asset hooks side by side.
 hookimpl = pluggy.HookimplMarker("airflow")
 
-from airflow.plugins_manager import AirflowPlugin  # noqa: E402  (same path on both lines)
+from airflow.configuration import conf  # noqa: E402  (same path on both lines)
+from airflow.plugins_manager import AirflowPlugin  # noqa: E402
 
 if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
     from airflow.sdk import DAG, BaseHook, BaseNotifier, BaseOperator, BaseOperatorLink, Context, task
+    from airflow.sdk.exceptions import AirflowException
 else:  # Airflow 2.11
     from airflow.decorators import task  # type: ignore[no-redef]
+    from airflow.exceptions import AirflowException  # type: ignore[assignment]
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
     from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
     from airflow.models.baseoperatorlink import BaseOperatorLink  # type: ignore[no-redef]
@@ -43,12 +46,14 @@ __all__ = [
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_3_PLUS",
     "DAG",
+    "AirflowException",
     "AirflowPlugin",
     "BaseHook",
     "BaseNotifier",
     "BaseOperator",
     "BaseOperatorLink",
     "Context",
+    "conf",
     "dag_test",
     "hookimpl",
     "load_dags",
@@ -110,21 +115,24 @@ def task_instance_states(dag_id: str, run_id: str) -> dict[str, str]:
     return states
 
 
-def task_return_values(dag_id: str, run_id: str) -> dict[str, Any]:
-    """Every task's ``return_value`` XCom of one run, deserialized, for test reports."""
+def task_return_values(dag_id: str, run_id: str, key: str = "return_value") -> dict[str, Any]:
+    """Every task's XCom ``key`` (its return value by default) of one run, deserialized.
+
+    For test harnesses and reports running where ORM access is allowed.
+    """
     from airflow.utils.session import create_session
 
     with create_session() as session:
         if AIRFLOW_V_3_0_PLUS:
             from airflow.models.xcom import XComModel
 
-            query = XComModel.get_many(run_id=run_id, dag_ids=dag_id, key="return_value")
+            query = XComModel.get_many(run_id=run_id, dag_ids=dag_id, key=key)
             rows = session.scalars(query).all()
             deserialize = XComModel.deserialize_value
         else:
             from airflow.models.xcom import XCom
 
-            rows = XCom.get_many(run_id=run_id, dag_ids=dag_id, key="return_value", session=session).all()
+            rows = XCom.get_many(run_id=run_id, dag_ids=dag_id, key=key, session=session).all()
 
             def deserialize(row: Any) -> Any:  # type: ignore[misc]  # Airflow 2 decodes on load
                 return row.value

@@ -26,15 +26,29 @@ def get_provider_info() -> dict[str, Any]:
         "versions": [__version__],
         "integrations": [
             {
-                "integration-name": "MWAA Ops testing",
-                "external-doc-url": "https://airflow-provider-mwaaops.readthedocs.io/",
-                "how-to-guide": [],
+                "integration-name": "AWS Step Functions (redriving)",
+                "external-doc-url": "https://docs.aws.amazon.com/step-functions/latest/dg/redrive-executions.html",
                 "tags": ["aws"],
-            }
+            },
         ],
-        "operators": [],
-        "hooks": [],
-        "triggers": [],
+        "operators": [
+            {
+                "integration-name": "AWS Step Functions (redriving)",
+                "python-modules": ["airflow_provider_mwaaops.operators.step_function"],
+            },
+        ],
+        "hooks": [
+            {
+                "integration-name": "AWS Step Functions (redriving)",
+                "python-modules": ["airflow_provider_mwaaops.hooks.step_function"],
+            },
+        ],
+        "triggers": [
+            {
+                "integration-name": "AWS Step Functions (redriving)",
+                "python-modules": ["airflow_provider_mwaaops.triggers.step_function"],
+            },
+        ],
         "notifications": [],
         "extra-links": [],
         "plugins": [

@@ -67,6 +67,11 @@ _EXTERNAL = (
     r"types(\..*)?",
     r"datetime(\..*)?",
     r"contextlib(\..*)?",
+    r"Context",  # Airflow's task context, imported only for type checking
+    r"Config",  # botocore.config.Config
+    r"AioBaseClient",
+    r"AioSession",
+    r"airflow_provider_mwaaops\..*\._?T",  # TypeVars have no page of their own
 )
 nitpick_ignore_regex = [(r"py:.*", pattern) for pattern in _EXTERNAL]
 

@@ -21,7 +21,7 @@ from typing import Any
 from airflow_provider_mwaaops.testing.airflow_env import IsolatedAirflow
 from airflow_provider_mwaaops.testing.emulator import AwsEmulator
 
-SUMMARY_VALUE_WIDTH = 100
+SUMMARY_VALUE_WIDTH = 200
 
 
 def _format_value(value: Any) -> str:

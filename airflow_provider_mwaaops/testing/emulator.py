@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 #: Step Functions executions really run their definitions (Task, Parallel, Map, Fail states)
 #: instead of jumping straight to SUCCEEDED.
 DEFAULT_MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": True}}
+#: Transitions that make slow resources slow here too. A Glue job run spends about two seconds
+#: STARTING and two RUNNING, so concurrency limits (MaxConcurrentRuns) really bite.
+DEFAULT_TRANSITIONS: dict[str, dict[str, Any]] = {"glue::job_run": {"progression": "time", "seconds": 2}}
 DEFAULT_REGION = "us-east-1"
 #: moto accepts any credentials; fixed ones keep a user's real AWS profile out of the picture.
 ACCESS_KEY_ID = "testing"
@@ -62,6 +65,10 @@ class AwsEmulator:
         # moto's executing Step Functions engine calls other services through this port.
         os.environ["MOTO_PORT"] = str(self.port)
         self._apply_config()
+        # AWS behaviour moto lacks (Step Functions redrive, ...), patched into moto's own classes.
+        from airflow_provider_mwaaops.testing import extensions
+
+        extensions.install_all()
         return self
 
     def stop(self) -> None:
@@ -155,6 +162,17 @@ class AwsEmulator:
     # -- internals -----------------------------------------------------------------------------
     def _apply_config(self) -> None:
         self._post("/moto-api/config", json.dumps(DEFAULT_MOTO_CONFIG).encode())
+        for model_name, transition in DEFAULT_TRANSITIONS.items():
+            self.set_transition(model_name, transition)
+
+    def set_transition(self, model_name: str, transition: dict[str, Any]) -> None:
+        """How fast a moto model moves through its states, e.g. ``("glue::job_run", {...})``.
+
+        See moto's state manager: ``{"progression": "immediate"}``, ``{"progression": "time",
+        "seconds": 5}`` or ``{"progression": "manual", "times": 3}``. ``reset()`` restores the defaults.
+        """
+        body = json.dumps({"model_name": model_name, "transition": transition}).encode()
+        self._post("/moto-api/state-manager/set-transition", body)
 
     def _post(self, path: str, body: bytes) -> None:
         request = urllib.request.Request(f"{self.endpoint_url}{path}", data=body, method="POST")  # noqa: S310

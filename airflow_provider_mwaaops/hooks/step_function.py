@@ -1,0 +1,224 @@
+"""Step Functions calls the redriving operator needs beyond the amazon provider's hook.
+
+Built on :class:`airflow.providers.amazon.aws.hooks.step_function.StepFunctionHook`, so connection
+handling, assumed roles and endpoint overrides behave exactly as users know them. What is added
+here is the API knowledge behind "find, redrive or start" and "explain why it failed".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow.providers.amazon.aws.hooks.step_function import StepFunctionHook
+from botocore.exceptions import ClientError
+
+#: Statuses after which an execution will not change again unless redriven.
+FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+#: Final statuses that RedriveExecution accepts.
+REDRIVABLE_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+#: How many failed Map Run children the failure report looks into.
+MAX_FAILED_CHILDREN_REPORTED = 3
+
+_FAILURE_EVENT_DETAILS = (
+    "executionFailedEventDetails",
+    "executionTimedOutEventDetails",
+    "executionAbortedEventDetails",
+    "taskFailedEventDetails",
+    "taskTimedOutEventDetails",
+    "lambdaFunctionFailedEventDetails",
+    "activityFailedEventDetails",
+    "mapRunFailedEventDetails",
+)
+
+
+@dataclass
+class MapRunReport:
+    """What a Distributed Map run did: item counts and the first failed children's errors."""
+
+    map_run_arn: str
+    status: str
+    item_counts: dict[str, int]
+    failed_children: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        counts = ", ".join(
+            f"{key} {self.item_counts.get(key, 0)}" for key in ("failed", "succeeded", "aborted", "timedOut")
+        )
+        text = f"Map Run {self.map_run_arn.rsplit(':', 2)[-2]} {self.status}: {counts}"
+        for child in self.failed_children:
+            text += f"\n    child {child}"
+        return text
+
+
+@dataclass
+class ExecutionFailure:
+    """Why an execution ended badly, in the words of its own history."""
+
+    execution_arn: str
+    status: str
+    state_name: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    map_runs: list[MapRunReport] = field(default_factory=list)
+
+    def describe(self) -> str:
+        name = self.execution_arn.rsplit(":", 1)[-1]
+        where = f" in state '{self.state_name}'" if self.state_name else ""
+        text = f"Step Functions execution {name} {self.status}{where}"
+        if self.error:
+            text += f": {self.error}"
+        if self.cause:
+            text += f" ({_short(self.cause)})"
+        for report in self.map_runs:
+            text += "\n  " + report.describe()
+        return text
+
+
+def _short(text: str, limit: int = 500) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def error_code(exc: BaseException) -> str | None:
+    return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+
+
+class StepFunctionRedriveHook(StepFunctionHook):
+    """Step Functions hook with find / start / redrive / explain for one deterministic execution."""
+
+    def get_execution(self, execution_arn: str) -> dict[str, Any] | None:
+        """DescribeExecution, or ``None`` when the execution does not exist (yet)."""
+        try:
+            return self.conn.describe_execution(executionArn=execution_arn)
+        except ClientError as exc:
+            if error_code(exc) == "ExecutionDoesNotExist":
+                return None
+            raise
+
+    def start(self, state_machine_arn: str, name: str, execution_input: str) -> str:
+        """StartExecution under a fixed name; a concurrent or repeated start finds the same run.
+
+        AWS treats a StartExecution with the name and input of a running execution as the same
+        request; a name already used for a *finished* execution raises ExecutionAlreadyExists, which
+        the caller resolves by describing that execution instead.
+        """
+        response = self.conn.start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=execution_input
+        )
+        return response["executionArn"]
+
+    def redrive(self, execution_arn: str, client_token: str) -> str:
+        """RedriveExecution with an idempotency token; returns the redrive date (ISO 8601)."""
+        response = self.conn.redrive_execution(executionArn=execution_arn, clientToken=client_token)
+        return str(response.get("redriveDate", ""))
+
+    def stop(self, execution_arn: str, cause: str) -> None:
+        try:
+            self.conn.stop_execution(executionArn=execution_arn, error="Airflow.TaskKilled", cause=cause)
+        except ClientError as exc:
+            if error_code(exc) != "ExecutionDoesNotExist":
+                raise
+
+    def update_failed_map_runs(self, execution_arn: str, settings: dict[str, Any]) -> list[str]:
+        """Apply UpdateMapRun to every unsuccessful Map Run of the execution; returns their ARNs.
+
+        Used before a redrive, for instance to lower a Distributed Map's concurrency to what a
+        downstream service (Glue's max concurrent runs) accepts.
+        """
+        updated = []
+        for map_run in self._map_runs(execution_arn):
+            described = self.conn.describe_map_run(mapRunArn=map_run["mapRunArn"])
+            if described["status"] == "SUCCEEDED":
+                continue
+            self.conn.update_map_run(mapRunArn=map_run["mapRunArn"], **settings)
+            updated.append(map_run["mapRunArn"])
+        return updated
+
+    def output(self, described: dict[str, Any]) -> Any:
+        raw = described.get("output")
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return raw
+
+    # -- failure explanation ------------------------------------------------------------------
+    def explain_failure(self, execution_arn: str) -> ExecutionFailure:
+        """Read the execution's history backwards to name the failed state, its error and cause."""
+        described = self.conn.describe_execution(executionArn=execution_arn)
+        failure = ExecutionFailure(
+            execution_arn=execution_arn,
+            status=described["status"],
+            error=described.get("error"),
+            cause=described.get("cause"),
+        )
+        events = self._history(execution_arn)
+        failure.state_name, state_error, state_cause = _failed_state(events)
+        failure.error = failure.error or state_error
+        failure.cause = failure.cause or state_cause
+        failure.map_runs = [self._map_run_report(m["mapRunArn"]) for m in self._map_runs(execution_arn)]
+        return failure
+
+    def _history(self, execution_arn: str) -> list[dict[str, Any]]:
+        paginator = self.conn.get_paginator("get_execution_history")
+        events: list[dict[str, Any]] = []
+        for page in paginator.paginate(executionArn=execution_arn, includeExecutionData=True):
+            events.extend(page["events"])
+        return events
+
+    def _map_runs(self, execution_arn: str) -> list[dict[str, Any]]:
+        try:
+            return self.conn.list_map_runs(executionArn=execution_arn).get("mapRuns", [])
+        except ClientError as exc:
+            if error_code(exc) in {"ExecutionDoesNotExist", "ResourceNotFound"}:
+                return []
+            raise
+
+    def _map_run_report(self, map_run_arn: str) -> MapRunReport:
+        described = self.conn.describe_map_run(mapRunArn=map_run_arn)
+        report = MapRunReport(
+            map_run_arn=map_run_arn,
+            status=described.get("status", "UNKNOWN"),
+            item_counts={k: int(v) for k, v in described.get("itemCounts", {}).items()},
+        )
+        report.failed_children = self._failed_children(map_run_arn)
+        return report
+
+    def _failed_children(self, map_run_arn: str) -> list[str]:
+        """'name: error (cause)' of the first failed child executions; best effort."""
+        try:
+            listed = self.conn.list_executions(mapRunArn=map_run_arn, statusFilter="FAILED")
+            children = listed.get("executions", [])[:MAX_FAILED_CHILDREN_REPORTED]
+            lines = []
+            for child in children:
+                described = self.conn.describe_execution(executionArn=child["executionArn"])
+                line = f"{child['name']}: {described.get('error') or 'failed'}"
+                if described.get("cause"):
+                    line += f" ({_short(described['cause'], 200)})"
+                lines.append(line)
+            return lines
+        except ClientError as exc:  # the item counts are still worth reporting without them
+            self.log.warning("Could not read the failed children of %s: %s", map_run_arn, exc)
+            return []
+
+
+def _failed_state(events: list[dict[str, Any]]) -> tuple[str | None, str | None, str | None]:
+    """(state name, error, cause) of the last failure in a history, if any."""
+    entered_by_id = {e["id"]: e for e in events if e["type"].endswith("StateEntered")}
+    by_id = {e["id"]: e for e in events}
+    for event in reversed(events):
+        details = next((event[key] for key in _FAILURE_EVENT_DETAILS if key in event), None)
+        if details is None or event["type"].startswith("Execution"):
+            continue
+        state = None
+        cursor: dict[str, Any] | None = event
+        while cursor is not None:  # walk back to the state that scheduled this event
+            if cursor["id"] in entered_by_id:
+                state = cursor.get("stateEnteredEventDetails", {}).get("name")
+                break
+            cursor = by_id.get(cursor.get("previousEventId", 0))
+        return state, details.get("error"), details.get("cause")
+    return None, None, None

@@ -1,0 +1,386 @@
+"""Run a Step Functions execution to the end; on retry, redrive it from the point of failure.
+
+Each try of the task owns one execution name, derived from dag_id / task_id / run_id / map_index,
+so every try can find what an earlier try (or a worker that died) left behind:
+
+========================  ==========================================================
+execution found           what the try does
+========================  ==========================================================
+none                      StartExecution under the derived name
+RUNNING, PENDING_REDRIVE  attaches and waits (no second execution)
+SUCCEEDED                 returns its output, starts nothing
+FAILED/TIMED_OUT/ABORTED  RedriveExecution (idempotent per try) when redrivable;
+                          otherwise fails clearly, or starts a fresh execution when
+                          ``if_not_redrivable="start_new"``
+========================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow.providers.amazon.aws.links.step_function import (
+    StateMachineDetailsLink,
+    StateMachineExecutionsDetailsLink,
+)
+from botocore.exceptions import ClientError
+
+from airflow_provider_mwaaops.aws.arn import StateMachineArn, execution_arn_for, validate_sfn_name
+from airflow_provider_mwaaops.aws.errors import access_denied_action, describe_aws_error
+from airflow_provider_mwaaops.compat import AirflowException, BaseOperator, conf
+from airflow_provider_mwaaops.hooks.step_function import (
+    REDRIVABLE_STATUSES,
+    StepFunctionRedriveHook,
+    error_code,
+)
+from airflow_provider_mwaaops.triggers.base import STATUS_SUCCESS, STATUS_TIMEOUT, AwsPollingTrigger
+from airflow_provider_mwaaops.triggers.step_function import WAITING_STATUSES, StepFunctionExecutionTrigger
+
+if TYPE_CHECKING:
+    from airflow_provider_mwaaops.compat import Context
+
+#: StartExecution rejects an input above 256 KB (UTF-8 bytes).
+MAX_INPUT_BYTES = 256 * 1024
+MAX_NAME_LENGTH = 80
+_NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+_MAP_RUN_SETTINGS = {
+    "max_concurrency": "maxConcurrency",
+    "tolerated_failure_count": "toleratedFailureCount",
+    "tolerated_failure_percentage": "toleratedFailurePercentage",
+}
+
+
+def execution_name_for(dag_id: str, task_id: str, run_id: str, map_index: int | None = -1) -> str:
+    """A valid, deterministic execution name for one task instance (<= 80 characters).
+
+    The readable part is sanitised and may be cut; the hash of the exact, unsanitised identity
+    keeps two task instances from ever sharing a name (``a:b`` and ``a_b`` sanitise alike).
+    """
+    identity = f"{dag_id}\x1f{task_id}\x1f{run_id}\x1f{map_index if map_index is not None else -1}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
+    parts = [dag_id, task_id, run_id] + ([str(map_index)] if map_index is not None and map_index >= 0 else [])
+    readable = _NAME_UNSAFE.sub("_", ".".join(parts)).strip("._-") or "airflow"
+    return f"{readable[: MAX_NAME_LENGTH - len(digest) - 1]}-{digest}"
+
+
+def _generation_name(base: str, generation: int) -> str:
+    """Name of the n-th fresh execution started after a NOT_REDRIVABLE one (n >= 1)."""
+    if generation == 0:
+        return base
+    suffix = f"-n{generation}"
+    return base[: MAX_NAME_LENGTH - len(suffix)] + suffix
+
+
+def _client_token(execution_arn: str, try_number: int) -> str:
+    """Same token for the same try, so a repeated RedriveExecution call is a no-op."""
+    return hashlib.sha256(f"{execution_arn}\x1f{try_number}".encode()).hexdigest()[:32]
+
+
+def serialize_input(value: Any) -> str:
+    """The execution input as the JSON string StartExecution takes; fails early on bad input."""
+    if value is None:
+        return "{}"
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError as exc:
+            raise ValueError(
+                f"input must be JSON (a dict, list or JSON string); got a non-JSON string: {exc}"
+            ) from exc
+        text = value
+    else:
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"input is not JSON-serialisable: {exc}") from exc
+    size = len(text.encode())
+    if size > MAX_INPUT_BYTES:
+        raise ValueError(f"input is {size} bytes; Step Functions accepts at most {MAX_INPUT_BYTES} bytes")
+    return text
+
+
+class StepFunctionExecutionOperator(BaseOperator):
+    """Run an AWS Step Functions (Standard) execution to completion; retries redrive it.
+
+    :param state_machine_arn: state machine, version or alias ARN. (templated)
+    :param input: execution input: dict, list or JSON string. (templated)
+    :param name: execution name; by default derived from dag_id / task_id / run_id / map_index so
+        that every try finds the execution of the previous one. (templated)
+    :param redrive: on a retry whose execution ended FAILED / TIMED_OUT / ABORTED, redrive it
+        (only failed states rerun). ``False`` starts a fresh execution on every retry instead.
+    :param if_not_redrivable: when AWS refuses a redrive (older than 14 days, definition changed
+        since the start, ...): ``"fail"`` the task with the reason, or ``"start_new"`` execution.
+    :param map_run_update: applied with UpdateMapRun to the execution's unsuccessful Distributed
+        Map runs before a redrive: ``max_concurrency``, ``tolerated_failure_count``,
+        ``tolerated_failure_percentage``. (templated)
+    :param stop_on_kill: stop the execution when the task is killed (while deferred: Airflow 3.3+).
+    :param wait_timeout: give up waiting after this long (the execution keeps running).
+    :param max_output_xcom_bytes: outputs larger than this are not pushed to XCom; a pointer to
+        the execution is returned instead.
+    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param waiter_delay: seconds between status checks (jittered; longer while AWS throttles).
+    :param waiter_max_delay: upper bound of the delay while backing off.
+    :param aws_conn_id: Airflow AWS connection. (templated)
+    :param region_name: AWS region; default from the connection. (templated)
+    :param verify: TLS verification, as for the amazon provider's hooks.
+    :param botocore_config: botocore client configuration, as for the amazon provider's hooks.
+
+    XCom: return value is the execution's output (parsed JSON); keys ``execution_arn``,
+    ``redrive_count`` and ``execution_status`` hold the rest.
+    """
+
+    template_fields: Sequence[str] = (
+        "state_machine_arn",
+        "input",
+        "name",
+        "map_run_update",
+        "aws_conn_id",
+        "region_name",
+    )
+    template_fields_renderers = {"input": "json", "map_run_update": "json"}
+    operator_extra_links = (StateMachineDetailsLink(), StateMachineExecutionsDetailsLink())
+    ui_color = "#f9c3a5"
+
+    def __init__(
+        self,
+        *,
+        state_machine_arn: str,
+        input: dict[str, Any] | list[Any] | str | None = None,
+        name: str | None = None,
+        redrive: bool = True,
+        if_not_redrivable: Literal["fail", "start_new"] = "fail",
+        map_run_update: dict[str, Any] | None = None,
+        stop_on_kill: bool = True,
+        wait_timeout: timedelta | float | None = None,
+        max_output_xcom_bytes: int = 64 * 1024,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        waiter_delay: float = 30,
+        waiter_max_delay: float = 300,
+        aws_conn_id: str | None = "aws_default",
+        region_name: str | None = None,
+        verify: bool | str | None = None,
+        botocore_config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if if_not_redrivable not in ("fail", "start_new"):
+            raise ValueError(f"if_not_redrivable must be 'fail' or 'start_new', got {if_not_redrivable!r}")
+        if waiter_delay <= 0:
+            raise ValueError(f"waiter_delay must be positive, got {waiter_delay!r}")
+        self.state_machine_arn = state_machine_arn
+        self.input = input
+        self.name = name
+        self.redrive = redrive
+        self.if_not_redrivable = if_not_redrivable
+        self.map_run_update = map_run_update
+        self.stop_on_kill = stop_on_kill
+        self.wait_timeout = (
+            wait_timeout.total_seconds() if isinstance(wait_timeout, timedelta) else wait_timeout
+        )
+        self.max_output_xcom_bytes = max_output_xcom_bytes
+        self.deferrable = deferrable
+        self.waiter_delay = waiter_delay
+        self.waiter_max_delay = waiter_max_delay
+        self.aws_conn_id = aws_conn_id
+        self.region_name = region_name
+        self.verify = verify
+        self.botocore_config = botocore_config
+        self.execution_arn: str | None = None
+
+    # -- validation (before any AWS call) -----------------------------------------------------
+    def _validated(self, context: Context) -> tuple[StateMachineArn, str, str, dict[str, Any]]:
+        machine = StateMachineArn.parse(self.state_machine_arn)
+        execution_input = serialize_input(self.input)
+        ti = context["ti"]
+        name = self.name or execution_name_for(ti.dag_id, ti.task_id, ti.run_id, getattr(ti, "map_index", -1))
+        validate_sfn_name(name, "execution name")
+        map_run_update = {}
+        for key, value in (self.map_run_update or {}).items():
+            if key not in _MAP_RUN_SETTINGS:
+                raise ValueError(f"map_run_update: unknown setting {key!r}; use {sorted(_MAP_RUN_SETTINGS)}")
+            map_run_update[_MAP_RUN_SETTINGS[key]] = value
+        return machine, execution_input, name, map_run_update
+
+    @property
+    def hook(self) -> StepFunctionRedriveHook:
+        return StepFunctionRedriveHook(
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            verify=self.verify,
+            config=self.botocore_config,
+        )
+
+    # -- execute ------------------------------------------------------------------------------
+    def execute(self, context: Context) -> Any:
+        machine, execution_input, name, map_run_update = self._validated(context)
+        hook = self.hook
+        try:
+            self.execution_arn, action = self._start_or_resume(
+                hook, machine, name, execution_input, map_run_update, context["ti"].try_number
+            )
+        except ClientError as exc:
+            raise self._aws_error(exc) from exc
+        self.log.info("Execution %s: %s", self.execution_arn, action)
+        self._persist_links(context, hook, machine.unqualified)
+
+        trigger = self._trigger()
+        if self.deferrable:
+            self.defer(trigger=trigger, method_name="execute_complete")
+        return self.execute_complete(context, asyncio.run(trigger.wait()))
+
+    def _trigger(self) -> AwsPollingTrigger:
+        assert self.execution_arn is not None
+        return StepFunctionExecutionTrigger(
+            execution_arn=self.execution_arn,
+            stop_on_kill=self.stop_on_kill,
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            waiter_delay=self.waiter_delay,
+            waiter_max_delay=self.waiter_max_delay,
+            timeout_at=AwsPollingTrigger.deadline_after(self.wait_timeout),
+        )
+
+    def _start_or_resume(
+        self,
+        hook: StepFunctionRedriveHook,
+        machine: StateMachineArn,
+        base_name: str,
+        execution_input: str,
+        map_run_update: dict[str, Any],
+        try_number: int,
+    ) -> tuple[str, str]:
+        """Find this task's execution and bring it to RUNNING (or SUCCEEDED); say what was done."""
+        generation = 0
+        while True:
+            name = _generation_name(base_name, generation)
+            execution_arn = execution_arn_for(machine, name)
+            described = hook.get_execution(execution_arn)
+            if described is None:
+                return self._start(hook, machine, name, execution_input), "started"
+            status = described["status"]
+            if status in WAITING_STATUSES:
+                return execution_arn, f"already {status}, attaching to it"
+            if status == "SUCCEEDED":
+                return execution_arn, "already SUCCEEDED, nothing to run"
+            if status not in REDRIVABLE_STATUSES:
+                raise AirflowException(f"execution {execution_arn} has unexpected status {status!r}")
+            redrive_status = described.get("redriveStatus", "NOT_REDRIVABLE")
+            if self.redrive and redrive_status == "REDRIVABLE":
+                return execution_arn, self._redrive(hook, execution_arn, status, map_run_update, try_number)
+            if redrive_status == "REDRIVABLE_BY_MAP_RUN":
+                raise AirflowException(
+                    f"execution {execution_arn} is a Distributed Map child run; it can only be redriven "
+                    "through its parent execution's Map Run"
+                )
+            reason = described.get("redriveStatusReason") or "redrive disabled (redrive=False)"
+            if self.redrive and self.if_not_redrivable == "fail":
+                raise AirflowException(
+                    f"execution {execution_arn} ended {status} and cannot be redriven: {reason}. "
+                    "Set if_not_redrivable='start_new' to start a fresh execution instead."
+                )
+            self.log.warning("Execution %s ended %s and is not redriven (%s)", execution_arn, status, reason)
+            generation += 1
+
+    def _start(self, hook: StepFunctionRedriveHook, machine: StateMachineArn, name: str, payload: str) -> str:
+        try:
+            return hook.start(str(machine), name, payload)
+        except ClientError as exc:
+            if error_code(exc) != "ExecutionAlreadyExists":
+                raise
+            # Another try (or a worker that died mid-call) started it first: use that execution.
+            return execution_arn_for(machine, name)
+
+    def _redrive(
+        self,
+        hook: StepFunctionRedriveHook,
+        execution_arn: str,
+        status: str,
+        map_run_update: dict[str, Any],
+        try_number: int,
+    ) -> str:
+        if map_run_update:
+            updated = hook.update_failed_map_runs(execution_arn, map_run_update)
+            self.log.info("Updated %d Map Run(s) before the redrive: %s", len(updated), map_run_update)
+        self.log.info(
+            "Explaining the previous failure before redriving:\n%s",
+            hook.explain_failure(execution_arn).describe(),
+        )
+        redrive_date = hook.redrive(execution_arn, _client_token(execution_arn, try_number))
+        return f"ended {status}; redriven at {redrive_date}"
+
+    def _persist_links(self, context: Context, hook: StepFunctionRedriveHook, machine_arn: str) -> None:
+        region = hook.conn_region_name
+        partition = hook.conn_partition
+        StateMachineDetailsLink.persist(
+            context=context,
+            operator=self,
+            region_name=region,
+            aws_partition=partition,
+            state_machine_arn=machine_arn,
+        )
+        StateMachineExecutionsDetailsLink.persist(
+            context=context,
+            operator=self,
+            region_name=region,
+            aws_partition=partition,
+            execution_arn=self.execution_arn,
+        )
+
+    # -- completion ---------------------------------------------------------------------------
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        event = event or {}
+        self.execution_arn = event.get("execution_arn") or self.execution_arn
+        status = event.get("status")
+        if status == STATUS_SUCCESS:
+            return self._succeeded(context, event)
+        if status == STATUS_TIMEOUT:
+            raise AirflowException(
+                f"execution {self.execution_arn} still running after wait_timeout={self.wait_timeout}s"
+            )
+        if status != "failure":
+            raise AirflowException(
+                f"could not wait for execution {self.execution_arn}: {event.get('message')}"
+            )
+        failure = self.hook.explain_failure(str(self.execution_arn))
+        context["ti"].xcom_push(key="execution_status", value=failure.status)
+        context["ti"].xcom_push(key="redrive_count", value=event.get("redrive_count", 0))
+        self.log.error("%s", failure.describe())
+        raise AirflowException(failure.describe())
+
+    def _succeeded(self, context: Context, event: dict[str, Any]) -> Any:
+        hook = self.hook
+        described = hook.conn.describe_execution(executionArn=self.execution_arn)
+        ti = context["ti"]
+        ti.xcom_push(key="execution_arn", value=self.execution_arn)
+        ti.xcom_push(key="execution_status", value=described["status"])
+        ti.xcom_push(key="redrive_count", value=int(described.get("redriveCount", 0)))
+        output_size = len((described.get("output") or "").encode())
+        self.log.info(
+            "Execution %s SUCCEEDED (redrive count %s, output %d bytes)",
+            self.execution_arn,
+            described.get("redriveCount", 0),
+            output_size,
+        )
+        if output_size > self.max_output_xcom_bytes:
+            return {"execution_arn": self.execution_arn, "output_bytes": output_size, "output_in_xcom": False}
+        return hook.output(described)
+
+    def _aws_error(self, exc: ClientError) -> Exception:
+        action = access_denied_action(exc)
+        if action:
+            return AirflowException(
+                f"AWS denied {action} (IAM): grant it to the role of connection {self.aws_conn_id!r}. "
+                f"{describe_aws_error(exc)}"
+            )
+        return AirflowException(f"Step Functions call failed: {describe_aws_error(exc)}")
+
+    def on_kill(self) -> None:
+        if self.stop_on_kill and self.execution_arn:
+            self.log.info("Stopping %s because the task was killed", self.execution_arn)
+            self.hook.stop(self.execution_arn, cause="The Airflow task running this execution was killed.")

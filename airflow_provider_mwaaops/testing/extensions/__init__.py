@@ -1,0 +1,42 @@
+"""Extensions of moto's own backends, for the AWS behaviour the provider needs and moto lacks.
+
+moto runs in this process (see :mod:`airflow_provider_mwaaops.testing.emulator`), so these modules
+patch moto's classes at runtime rather than faking responses: a redriven Step Functions execution
+really reruns its state machine in moto's engine. :func:`install_all` is idempotent and is called by
+``AwsEmulator.start()``.
+"""
+
+from __future__ import annotations
+
+import threading
+
+_lock = threading.Lock()
+_installed = False
+
+
+def install_all() -> None:
+    """Install every extension once per process; later calls do nothing."""
+    global _installed
+    with _lock:
+        if _installed:
+            return
+        from airflow_provider_mwaaops.testing.extensions import (
+            glue_jobs,
+            stepfunctions_api,
+            stepfunctions_map_runs,
+            stepfunctions_redrive,
+            stepfunctions_replay,
+            stepfunctions_timeouts,
+        )
+
+        # Replay first: the Map Run patches wrap the iteration hooks it installs.
+        stepfunctions_replay.install()
+        stepfunctions_map_runs.install()
+        stepfunctions_timeouts.install()
+        stepfunctions_redrive.install()
+        stepfunctions_api.install()
+        glue_jobs.install()
+        _installed = True
+
+
+__all__ = ["install_all"]
