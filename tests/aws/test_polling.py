@@ -48,15 +48,16 @@ def test_returns_the_first_final_result():
 def test_throttling_doubles_the_delay_and_a_good_answer_restores_it():
     throttled = client_error("ThrottlingException")
     script = Script(throttled, throttled, throttled, None, "ok")
-    policy = PollingPolicy(delay=0.02, max_delay=1.0, jitter=0.0)
+    policy = PollingPolicy(delay=0.1, max_delay=10.0, jitter=0.0)
 
     assert run(poll(script, policy=policy)) == "ok"
 
-    gaps = script.gaps()
-    assert gaps[0] == pytest.approx(0.04, abs=0.02)
-    assert gaps[1] == pytest.approx(0.08, abs=0.03)
-    assert gaps[2] == pytest.approx(0.16, abs=0.05)
-    assert gaps[3] == pytest.approx(0.02, abs=0.02)  # back to the normal delay
+    # A loaded machine can only make sleeps longer, so lower bounds are exact and upper ones loose.
+    first, second, third, restored = script.gaps()
+    assert 0.19 <= first < 0.35
+    assert 0.39 <= second < 0.6
+    assert 0.79 <= third < 1.1
+    assert 0.09 <= restored < 0.35  # back to the normal delay after a good answer
 
 
 def test_server_errors_are_retried_up_to_the_limit():

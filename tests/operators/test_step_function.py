@@ -414,3 +414,60 @@ def test_failure_report_counts_the_distributed_map_items(aws_emulator, s3, sfn):
     assert report.item_counts["failed"] == 2
     assert report.item_counts["succeeded"] == 1
     assert "failed 2, succeeded 1" in failure.describe()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"state_machine_arn": "arn:aws:states:us-east-1:123:notAMachine:x"}, "stateMachine"),
+        ({"name": "has spaces"}, "execution name"),
+        ({"input": {"blob": "x" * 300_000}}, "262144"),
+        ({"map_run_update": {"concurrency": 3}}, "map_run_update"),
+    ],
+    ids=["arn", "name", "input-size", "map-run-setting"],
+)
+def test_each_bad_input_is_named_before_any_aws_call(kwargs, message, monkeypatch):
+    from airflow_provider_mwaaops.hooks.step_function import StepFunctionRedriveHook
+
+    def no_aws(*args, **kwargs):
+        raise AssertionError("AWS was called")
+
+    monkeypatch.setattr(StepFunctionRedriveHook, "get_execution", no_aws)
+    params = {"state_machine_arn": "arn:aws:states:us-east-1:123456789012:stateMachine:m", **kwargs}
+    operator = StepFunctionExecutionOperator(task_id="t", **params)
+    ti = type("TI", (), {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": 1})()
+
+    with pytest.raises(ValueError, match=message):
+        operator.execute({"ti": ti})
+
+
+def test_access_denied_names_the_iam_action():
+    from botocore.exceptions import ClientError
+
+    denied = ClientError(
+        {
+            "Error": {
+                "Code": "AccessDeniedException",
+                "Message": "User: arn:aws:sts::123456789012:assumed-role/mwaa/x is not authorized to "
+                "perform: "
+                "states:StartExecution on resource: arn:aws:states:us-east-1:123456789012:stateMachine:m",
+            }
+        },
+        "StartExecution",
+    )
+    error = StepFunctionExecutionOperator(task_id="t", state_machine_arn="x")._aws_error(denied)
+    assert "states:StartExecution" in str(error)
+    assert "aws_default" in str(error)
+
+
+def test_large_output_is_kept_out_of_xcom(dag_runner, s3, sfn, machine_arn):
+    s3.put_object(Bucket=BUCKET, Key="config.json", Body=b"{}")
+    dag = make_dag("sfn_large_output", state_machine_arn=machine_arn, max_output_xcom_bytes=5)
+
+    result = dag_runner(dag)
+
+    assert result.task_states == {"run_machine": "success"}
+    pointer = _xcom(result, "return_value")
+    assert pointer["output_in_xcom"] is False
+    assert pointer["output_bytes"] > 5
+    assert pointer["execution_arn"] == _xcom(result, "execution_arn")
