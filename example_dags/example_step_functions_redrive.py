@@ -7,7 +7,9 @@ Glue allows 3 concurrent runs of the job but the Map starts 6, so three iteratio
 Glue.ConcurrentRunsExceededException and the whole execution fails. The task's
 ``on_retry_callback`` raises the job's concurrency (the fix); the retry then *redrives* the
 execution: only the three failed iterations run again, the export branch is not repeated, and the
-report state runs. ``verify_redrive`` reads the execution history to show it.
+report state runs. ``verify_redrive`` reads the execution history to show it. (If the export is
+still in flight when the Map fails, Step Functions stops it and the redrive runs it again, as AWS
+does: what never runs twice is a state that completed.)
 """
 
 from __future__ import annotations
@@ -154,7 +156,7 @@ with DAG(
 
     @task
     def verify_redrive(execution_arn: str, redrive_count: str) -> dict:
-        """Read the history: the export ran once, only the failed Glue starts were repeated."""
+        """Read the history: every state completed once; only failed Glue starts were repeated."""
         from airflow.providers.amazon.aws.hooks.step_function import StepFunctionHook
 
         sfn = StepFunctionHook().conn
@@ -162,15 +164,18 @@ with DAG(
         for page in sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn):
             events.extend(page["events"])
         entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+        exited = [e["stateExitedEventDetails"]["name"] for e in events if "stateExitedEventDetails" in e]
         summary = {
             "status": sfn.describe_execution(executionArn=execution_arn)["status"],
             "redrive_count": int(redrive_count),
-            "export_runs": entered.count("ExportSnapshot"),
-            "glue_starts": entered.count("StartGlueJob"),
-            "report_published": "PublishReport" in entered,
+            "export_completed": exited.count("ExportSnapshot"),
+            "glue_starts_attempted": entered.count("StartGlueJob"),
+            "glue_starts_completed": exited.count("StartGlueJob"),
+            "report_published": "PublishReport" in exited,
         }
-        if summary["export_runs"] != 1:
-            raise ValueError(f"the succeeded export branch ran again: {summary}")
+        # A state that completed is never run again by a redrive: each completes exactly once.
+        if summary["export_completed"] != 1 or summary["glue_starts_completed"] != len(TABLES):
+            raise ValueError(f"a completed state ran again: {summary}")
         return summary
 
     run_etl >> verify_redrive(

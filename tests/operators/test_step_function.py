@@ -248,13 +248,17 @@ def _provide_config(context):
 
 def _age_executions(context):
     """Make the failed executions older than the 14-day redrive window (and provide the fix)."""
+    import boto3
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
     _provide_config(context)
     backend = stepfunctions_parser_backends["123456789012"]["us-east-1"]
-    for execution in backend.executions.values():
-        if execution.stop_date is not None:
-            execution.stop_date -= datetime.timedelta(days=15)
+    sfn = boto3.client("stepfunctions")
+    for machine in sfn.list_state_machines()["stateMachines"]:
+        for listed in sfn.list_executions(stateMachineArn=machine["stateMachineArn"])["executions"]:
+            record = backend.describe_execution(listed["executionArn"])
+            if record.stop_date is not None:
+                record.stop_date -= datetime.timedelta(days=15)
 
 
 def test_retry_redrives_and_succeeded_states_do_not_run_again(dag_runner, s3, sfn, machine_arn):
