@@ -288,6 +288,14 @@ class StepFunctionExecutionOperator(BaseOperator):
             generation += 1
 
     def _start(self, hook: StepFunctionRedriveHook, machine: StateMachineArn, name: str, payload: str) -> str:
+        machine_type = hook.conn.describe_state_machine(stateMachineArn=str(machine)).get("type", "STANDARD")
+        if machine_type == "EXPRESS":
+            # Express executions have no DescribeExecution, no history and no redrive: nothing this
+            # operator promises (find, re-attach, redrive) is possible, so refuse before starting one.
+            raise AirflowException(
+                f"{machine} is an EXPRESS state machine; this operator runs STANDARD workflows "
+                "(Express executions cannot be described, re-attached or redriven)"
+            )
         try:
             return hook.start(str(machine), name, payload)
         except ClientError as exc:

@@ -475,3 +475,14 @@ def test_large_output_is_kept_out_of_xcom(dag_runner, s3, sfn, machine_arn):
     assert pointer["output_in_xcom"] is False
     assert pointer["output_bytes"] > 5
     assert pointer["execution_arn"] == _xcom(result, "execution_arn")
+
+
+def test_express_state_machine_is_refused_before_an_execution_starts(dag_runner, sfn, s3):
+    arn = sfn.create_state_machine(
+        name="express", definition=json.dumps(WRITE_THEN_READ), roleArn=ROLE_ARN, type="EXPRESS"
+    )["stateMachineArn"]
+
+    result = dag_runner(make_dag("sfn_express", state_machine_arn=arn))
+
+    assert result.task_states == {"run_machine": "failed"}
+    assert marker_writes(s3) == 0
