@@ -28,7 +28,16 @@ from airflow.configuration import conf  # noqa: E402  (same path on both lines)
 from airflow.plugins_manager import AirflowPlugin  # noqa: E402
 
 if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
-    from airflow.sdk import DAG, BaseHook, BaseNotifier, BaseOperator, BaseOperatorLink, Context, task
+    from airflow.sdk import (
+        DAG,
+        BaseHook,
+        BaseNotifier,
+        BaseOperator,
+        BaseOperatorLink,
+        Context,
+        Variable,
+        task,
+    )
     from airflow.sdk.exceptions import AirflowException
 else:  # Airflow 2.11
     from airflow.decorators import task  # type: ignore[no-redef]
@@ -37,6 +46,7 @@ else:  # Airflow 2.11
     from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
     from airflow.models.baseoperatorlink import BaseOperatorLink  # type: ignore[no-redef]
     from airflow.models.dag import DAG  # type: ignore[no-redef]
+    from airflow.models.variable import Variable  # type: ignore[no-redef]
     from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
     from airflow.utils.context import Context  # type: ignore[no-redef]
 
@@ -53,6 +63,7 @@ __all__ = [
     "BaseOperator",
     "BaseOperatorLink",
     "Context",
+    "Variable",
     "conf",
     "dag_test",
     "hookimpl",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
-from airflow_provider_mwaaops.compat import DAG, task
+from airflow_provider_mwaaops.compat import DAG, Variable, task
 from airflow_provider_mwaaops.operators.step_function import StepFunctionExecutionOperator
 
 BUCKET = "mwaaops-example-etl"
@@ -116,7 +116,6 @@ with DAG(
     @task
     def create_resources() -> str:
         """Idempotent setup: bucket, Glue job limited to 3 concurrent runs, state machine."""
-        from airflow.models import Variable
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
         from airflow.providers.amazon.aws.hooks.step_function import StepFunctionHook
 
@@ -124,7 +123,7 @@ with DAG(
         if not s3.check_for_bucket(BUCKET):
             s3.create_bucket(bucket_name=BUCKET)
             s3.conn.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        role_arn = Variable.get("mwaaops_example_role_arn", default_var="arn:aws:iam::123456789012:role/etl")
+        role_arn = Variable.get("mwaaops_example_role_arn", "arn:aws:iam::123456789012:role/etl")
         glue = _glue()
         if GLUE_JOB not in glue.list_jobs()["JobNames"]:
             glue.create_job(

@@ -16,7 +16,7 @@ from datetime import datetime
 from airflow.providers.amazon.aws.operators.step_function import StepFunctionStartExecutionOperator
 from airflow.providers.amazon.aws.sensors.step_function import StepFunctionExecutionSensor
 
-from airflow_provider_mwaaops.compat import DAG, task
+from airflow_provider_mwaaops.compat import DAG, Variable, task
 
 BUCKET = "mwaaops-example-reports"
 REPORT_KEY = "reports/orders.json"
@@ -52,7 +52,6 @@ with DAG(
     @task
     def create_state_machine() -> str:
         """Idempotent setup so the example runs on an empty account or emulator."""
-        from airflow.models import Variable
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
         from airflow.providers.amazon.aws.hooks.step_function import StepFunctionHook
 
@@ -63,9 +62,7 @@ with DAG(
         existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
         if STATE_MACHINE_NAME in existing:
             return existing[STATE_MACHINE_NAME]
-        role_arn = Variable.get(
-            "mwaaops_example_role_arn", default_var="arn:aws:iam::123456789012:role/mwaaops-example"
-        )
+        role_arn = Variable.get("mwaaops_example_role_arn", "arn:aws:iam::123456789012:role/mwaaops-example")
         created = sfn.create_state_machine(
             name=STATE_MACHINE_NAME, definition=json.dumps(DEFINITION), roleArn=role_arn
         )

@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("dags_folder", nargs="?", default="example_dags", type=Path)
     parser.add_argument("--dag-id", action="append", help="run only this DAG (repeatable)")
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary AIRFLOW_HOME")
+    parser.add_argument("--verbose", action="store_true", help="show Airflow's and moto's INFO logs")
     args = parser.parse_args(argv)
     if "airflow" in sys.modules:
         parser.error("the demo must set up AIRFLOW_HOME before Airflow is imported")
@@ -93,9 +94,13 @@ def main(argv: list[str] | None = None) -> int:
     home = Path(tempfile.mkdtemp(prefix="mwaaops-demo-"))
     airflow = IsolatedAirflow(home, dags_folder=dags_folder)
     os.environ.update(airflow.environ)
+    if not args.verbose:
+        # Task logs at WARNING keep expected failures (the first try of a redrive example) visible
+        # without burying the summary; moto's engine logs every failed state at ERROR.
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+        logging.getLogger("moto").setLevel(logging.CRITICAL)
     print(f"Embedded Airflow home: {home} (SQLite); migrating the metadata database...")
     airflow.migrate()
-    logging.getLogger("airflow").setLevel(logging.WARNING)
     try:
         return min(run_folder(dags_folder, args.dag_id), 100)
     finally:
