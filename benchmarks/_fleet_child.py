@@ -1,0 +1,208 @@
+"""The measured process of ``trigger_fleet.py``: N triggers of one implementation in one event loop.
+
+Started fresh for every (implementation, N) pair by the orchestrator, with the emulator's
+environment (``AIRFLOW_CONN_AWS_DEFAULT`` and friends) and a throw-away ``AIRFLOW_HOME``. It
+
+1. imports Airflow and BOTH trigger implementations (so that both children start from the same
+   baseline), collects garbage and reads the baseline RSS;
+2. prints ``{"fleet_start": t}`` on stdout, then in one ``asyncio.run`` creates N triggers and runs
+   each one's ``run()`` async generator to its first event as N tasks, while a sampler coroutine
+   measures event-loop lag (a 50 ms sleep's overshoot, every sample timestamped);
+3. writes a JSON result file: per-execution event time and status, lag samples, RSS figures.
+
+Everything here is the same for both implementations except the trigger class constructed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import random
+import time
+from typing import Any
+
+LAG_INTERVAL = 0.05
+
+
+def proc_status_kb(field: str) -> int:
+    """A ``VmRSS``/``VmHWM`` style field of /proc/self/status, in KiB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+def make_trigger(impl: str, arn: str, waiter_delay: float, max_attempts: int) -> Any:
+    if impl == "ours":
+        from airflow_provider_mwaaops.triggers.step_function import StepFunctionExecutionTrigger
+
+        return StepFunctionExecutionTrigger(
+            execution_arn=arn, waiter_delay=waiter_delay, aws_conn_id="aws_default"
+        )
+    if impl == "amazon":
+        from airflow.providers.amazon.aws.triggers.step_function import (
+            StepFunctionsExecutionCompleteTrigger,
+        )
+
+        return StepFunctionsExecutionCompleteTrigger(
+            execution_arn=arn,
+            waiter_delay=int(waiter_delay),
+            waiter_max_attempts=max_attempts,
+            aws_conn_id="aws_default",
+        )
+    if impl == "shared":
+        return SharedClientPoller(arn, waiter_delay)
+    raise ValueError(f"unknown implementation {impl!r}")
+
+
+class SharedClientPoller:
+    """Reference: a bare poll loop around ONE aiobotocore client shared by all (no Airflow code).
+
+    Same client settings as our pool (50 connections, standard retries, no SSL context for the
+    plain-http emulator) and the same jittered delay: the floor for an aiobotocore-based poller.
+    """
+
+    _client: Any = None
+    _lock: asyncio.Lock | None = None
+    _stack: Any = None
+
+    def __init__(self, arn: str, delay: float) -> None:
+        self.arn = arn
+        self.delay = delay
+
+    @classmethod
+    async def client(cls) -> Any:
+        if cls._client is None:
+            cls._lock = cls._lock or asyncio.Lock()
+            async with cls._lock:
+                if cls._client is None:
+                    import contextlib
+
+                    from aiobotocore.config import AioConfig
+                    from aiobotocore.session import get_session
+
+                    cls._stack = contextlib.AsyncExitStack()
+                    cls._client = await cls._stack.enter_async_context(
+                        get_session().create_client(
+                            "stepfunctions",
+                            endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                            verify=False,
+                            config=AioConfig(
+                                max_pool_connections=50, retries={"mode": "standard", "total_max_attempts": 3}
+                            ),
+                        )
+                    )
+        return cls._client
+
+    async def run(self) -> Any:
+        from airflow.triggers.base import TriggerEvent
+
+        client = await self.client()
+        while True:
+            described = await client.describe_execution(executionArn=self.arn)
+            if described["status"] not in ("RUNNING", "PENDING_REDRIVE"):
+                yield TriggerEvent({"status": "success" if described["status"] == "SUCCEEDED" else "failure"})
+                return
+            await asyncio.sleep(self.delay * random.uniform(0.8, 1.2))
+
+
+async def lag_sampler(samples: list[tuple[float, float]], stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    while not stop.is_set():
+        before = loop.time()
+        await asyncio.sleep(LAG_INTERVAL)
+        lag = loop.time() - before - LAG_INTERVAL
+        samples.append((time.time(), max(0.0, lag)))
+
+
+async def wait_one(trigger: Any, arn: str, events: dict[str, Any]) -> None:
+    agen = trigger.run()
+    try:
+        event = await agen.__anext__()
+        payload = event.payload if hasattr(event, "payload") else event
+        events[arn] = {"t": time.time(), "status": str(payload.get("status"))}
+    except Exception as exc:  # a trigger should not raise; record it if it does
+        events[arn] = {"t": time.time(), "status": f"raised {type(exc).__name__}: {exc}"}
+    finally:
+        await agen.aclose()
+
+
+async def fleet(args: argparse.Namespace, arns: list[str], result: dict[str, Any]) -> None:
+    samples: list[tuple[float, float]] = []
+    stop = asyncio.Event()
+    sampler = asyncio.create_task(lag_sampler(samples, stop))
+    events: dict[str, Any] = {}
+    start = time.time()
+    triggers = [make_trigger(args.impl, arn, args.waiter_delay, args.max_attempts) for arn in arns]
+    tasks = [asyncio.create_task(wait_one(t, arn, events)) for t, arn in zip(triggers, arns, strict=True)]
+    result["tasks_created"] = time.time()
+    result["created_seconds"] = result["tasks_created"] - start
+    _done, pending = await asyncio.wait(tasks, timeout=args.max_seconds)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=10)
+    result["all_events"] = time.time()
+    result["rss_kb_before_shutdown"] = proc_status_kb("VmRSS")
+    if SharedClientPoller._stack is not None:
+        await SharedClientPoller._stack.aclose()
+    stop.set()
+    await sampler
+    result["events"] = events
+    result["lag_samples"] = samples
+    result["timed_out"] = len(pending)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--impl", required=True, choices=["ours", "amazon", "shared"])
+    parser.add_argument("--arn-file", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--waiter-delay", type=float, required=True)
+    parser.add_argument("--max-attempts", type=int, default=10_000)
+    parser.add_argument("--max-seconds", type=float, default=600)
+    args = parser.parse_args()
+
+    # stdout is the channel to the orchestrator. Airflow's structlog console logging writes to
+    # stdout, so keep the channel on a private descriptor and send fd 1 to the log (stderr):
+    # otherwise a chatty trigger fills the pipe and blocks the loop.
+    channel = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+
+    t0 = time.time()
+    # Both implementations' modules, whichever runs: equal baselines.
+    import aiobotocore.session  # noqa: F401
+    import airflow  # noqa: F401
+    from airflow.providers.amazon.aws.hooks.step_function import StepFunctionHook  # noqa: F401
+    from airflow.providers.amazon.aws.triggers.step_function import (  # noqa: F401
+        StepFunctionsExecutionCompleteTrigger,
+    )
+
+    from airflow_provider_mwaaops.triggers.step_function import StepFunctionExecutionTrigger  # noqa: F401
+
+    with open(args.arn_file) as source:
+        arns = [line.strip() for line in source if line.strip()]
+    gc.collect()
+    result: dict[str, Any] = {
+        "impl": args.impl,
+        "n": len(arns),
+        "import_seconds": time.time() - t0,
+        "rss_kb_baseline": proc_status_kb("VmRSS"),
+        "hwm_kb_baseline": proc_status_kb("VmHWM"),
+    }
+    result["fleet_start"] = time.time()
+    print(json.dumps({"fleet_start": result["fleet_start"]}), file=channel, flush=True)
+    asyncio.run(fleet(args, arns, result))
+    result["hwm_kb_peak"] = proc_status_kb("VmHWM")
+    result["rss_kb_end"] = proc_status_kb("VmRSS")
+    with open(args.out, "w") as out:
+        json.dump(result, out)
+    print(json.dumps({"done": True}), file=channel, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""The emulator process of ``trigger_fleet.py``: moto via AwsEmulator, plus server-side counters.
+
+Runs in its own process so that moto's memory, its threads (two per running execution) and its
+request handling stay out of the measured process. It talks to the orchestrator over stdin/stdout,
+one JSON object per line:
+
+* on start it prints ``{"port": ..., "environ": {...}}`` (``AwsEmulator.environ()``);
+* ``{"cmd": "setup", "n": N, "tag": "...", "arn_file": "...", "hold": H, "spread": S}`` resets
+  moto, creates a state machine, starts N executions, writes their ARNs to the file. Each execution
+  stays RUNNING until H + uniform(0, S) seconds after its first DescribeExecution, then succeeds:
+  every trigger watches for the same time however long its implementation took to start, and
+  completions fall at random points of the polling cycle;
+* ``{"cmd": "stats"}`` answers how many executions have been described at least once, and when
+  the last of them was described for the first time;
+* ``{"cmd": "report"}`` answers the per-execution record (every DescribeExecution request with
+  its time and the status it returned; stopDate) and the count of all API requests by action.
+
+Server-side counting treats both trigger implementations alike: it sees the requests, not the
+code that made them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import random
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+#: ``Wait.Seconds`` value that means "hold, as configured by setup" in this process.
+HOLD_SECONDS = 86_400
+ACCOUNT_ID = "123456789012"  # moto's default account
+FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+
+
+@dataclass
+class ExecutionRecord:
+    polls: list[float] = field(default_factory=list)
+    first_final_poll: float | None = None
+    status: str | None = None
+    stop_date: float | None = None
+
+
+class Counters:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.actions: Counter[str] = Counter()
+            self.executions: dict[str, ExecutionRecord] = {}
+            self.first_polled: dict[str, threading.Event] = {}
+            self.last_first_poll: float | None = None
+
+    def first_poll_event(self, arn: str) -> threading.Event:
+        with self.lock:
+            return self.first_polled.setdefault(arn, threading.Event())
+
+    def count_action(self, action: str) -> None:
+        with self.lock:
+            self.actions[action] += 1
+
+    def described(self, arn: str, when: float, status: str, stop_date: float | None) -> None:
+        with self.lock:
+            record = self.executions.get(arn)
+            if record is None:
+                record = self.executions[arn] = ExecutionRecord()
+                self.last_first_poll = when
+                self.first_polled.setdefault(arn, threading.Event()).set()
+            record.polls.append(when)
+            record.status = status
+            if status in FINAL and record.first_final_poll is None:
+                record.first_final_poll = when
+                record.stop_date = stop_date
+
+
+COUNTERS = Counters()
+#: (hold, spread) of the current run: an execution finishes ``hold`` + uniform(0, ``spread``) seconds
+#: after it is first described.
+HOLD = {"hold": 30.0, "spread": 5.0}
+
+
+def _speed_up_moto() -> None:
+    """Cache moto's list of service modules: it is a directory scan per request, twice.
+
+    ``DomainDispatcherApplication.get_backend_for_host`` calls ``list_of_moto_modules()`` (listdir
+    plus ~180 ``stat`` calls) for every request; it was ~40% of moto's CPU time per DescribeExecution.
+    The list cannot change while the server runs. A faster emulator keeps it from being the
+    bottleneck: the measured process, not moto, should set the pace.
+    """
+    from moto import backends
+
+    modules = tuple(backends.list_of_moto_modules())
+    backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
+
+
+def _epoch(value: Any) -> Any:
+    """A datetime as the epoch seconds AWS's JSON protocol sends (millisecond precision)."""
+    return round(value.timestamp(), 3) if isinstance(value, datetime.datetime) else value
+
+
+def _redrive_fields(execution: Any) -> dict[str, Any]:
+    """The redrive members our emulator extension adds to DescribeExecution, where it has them."""
+    try:
+        from airflow_provider_mwaaops.testing.extensions.stepfunctions_redrive import redrive_fields
+    except ImportError:
+        return {}
+    return {key: _epoch(value) for key, value in redrive_fields(execution).items()}
+
+
+def _status(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _describe_answer(execution: Any) -> dict[str, Any]:
+    """moto's DescribeExecution answer (``StepFunctionResponse.describe_execution`` and our
+    extension's redrive members), as JSON types."""
+    status = _status(execution.status)
+    answer = {
+        "executionArn": execution.execution_arn,
+        "input": execution.execution_input,
+        "name": execution.name,
+        "startDate": _epoch(execution.start_date),
+        "stateMachineArn": execution.state_machine_arn,
+        "status": status,
+    }
+    if status in {"SUCCEEDED", "ABORTED", "FAILED", "TIMED_OUT"} and execution.stop_date is not None:
+        answer["stopDate"] = _epoch(execution.stop_date)
+    if status == "SUCCEEDED":
+        output = execution.output
+        if output is not None:
+            answer["output"] = output if isinstance(output, str) else json.dumps(output)
+        answer["outputDetails"] = execution.output_details
+    for key in ("error", "cause"):
+        if getattr(execution, key, None) is not None:
+            answer[key] = getattr(execution, key)
+    answer.update(_redrive_fields(execution))
+    return answer
+
+
+def _fast_describe(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """DescribeExecution answered from moto's backend without flask, dispatch and serializer.
+
+    The state is moto's (its executing engine runs the executions); only the HTTP plumbing is
+    shortened, which makes moto's request path about twice as fast.
+    """
+    from moto.stepfunctions.exceptions import ExecutionDoesNotExist
+    from moto.stepfunctions.responses import get_backend
+
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+    scope = environ.get("HTTP_AUTHORIZATION", "").split("Credential=", 1)[-1].split("/")
+    region = scope[2] if len(scope) > 2 else "us-east-1"
+    headers = [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-RequestId", str(uuid.uuid4()))]
+    try:
+        execution = get_backend(ACCOUNT_ID, region).describe_execution(body.get("executionArn", ""))
+    except ExecutionDoesNotExist as exc:
+        payload = json.dumps({"__type": "ExecutionDoesNotExist", "message": str(exc.message)}).encode()
+        start_response("400 Bad Request", [*headers, ("Content-Length", str(len(payload)))])
+        return [payload]
+    answer = _describe_answer(execution)
+    stop = execution.stop_date if "stopDate" in answer else None
+    COUNTERS.described(answer["executionArn"], time.time(), answer["status"], stop and stop.timestamp())
+    payload = json.dumps(answer).encode()
+    start_response("200 OK", [*headers, ("Content-Length", str(len(payload)))])
+    return [payload]
+
+
+def _install_counting(fast_describe: bool) -> None:
+    """Count every API request (WSGI level) and record each DescribeExecution answer."""
+    from moto.moto_server import threaded_moto_server
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    base_app = threaded_moto_server.DomainDispatcherApplication
+
+    class CountingApp(base_app):  # type: ignore[misc, valid-type]
+        def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+            path = environ.get("PATH_INFO", "")
+            if not path.startswith("/moto-api"):
+                target = environ.get("HTTP_X_AMZ_TARGET") or f"{environ.get('REQUEST_METHOD')} {path}"
+                COUNTERS.count_action(target.rsplit(".", 1)[-1])
+                if fast_describe and target == "AWSStepFunctions.DescribeExecution":
+                    return _fast_describe(environ, start_response)
+            return super().__call__(environ, start_response)
+
+    threaded_moto_server.DomainDispatcherApplication = CountingApp
+
+    original = StepFunctionResponse.describe_execution
+
+    def describe_execution(self: StepFunctionResponse) -> Any:
+        result = original(self)
+        answer = result.result
+        COUNTERS.described(
+            answer["executionArn"], time.time(), _status(answer["status"]), _epoch(answer.get("stopDate"))
+        )
+        return result
+
+    StepFunctionResponse.describe_execution = describe_execution  # type: ignore[method-assign]
+
+
+def _install_hold() -> None:
+    """A Wait state of HOLD_SECONDS ends HOLD after the execution's first DescribeExecution.
+
+    So every trigger watches its execution for the same time (plus a random part of one polling
+    period), however long the implementation took to start: API calls per wait are comparable.
+    """
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import (
+        WaitFunction,
+    )
+
+    original = WaitFunction._wait_interval
+
+    def _wait_interval(self: WaitFunction, env: Any, wait_seconds: int) -> None:
+        if wait_seconds != HOLD_SECONDS:
+            return original(self, env, wait_seconds)
+        arn = env.states.context_object.context_object_data["Execution"]["Id"]
+        first_polled = COUNTERS.first_poll_event(arn)
+        while env.is_running() and not first_polled.wait(60):
+            pass
+        with COUNTERS.lock:
+            record = COUNTERS.executions.get(arn)
+            first = record.polls[0] if record else time.time()
+        end = first + HOLD["hold"] + random.uniform(0.0, HOLD["spread"])
+        while env.is_running() and (remaining := end - time.time()) > 0:
+            env.program_state_event.wait(remaining)
+        return None
+
+    WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
+
+
+DEFINITION = json.dumps(
+    {
+        "StartAt": "Hold",
+        "States": {
+            "Hold": {"Type": "Wait", "Seconds": HOLD_SECONDS, "Next": "Done"},
+            "Done": {"Type": "Succeed"},
+        },
+    }
+)
+
+
+def _setup(emulator: Any, n: int, tag: str, arn_file: str, hold: float, spread: float) -> dict[str, Any]:
+    emulator.reset()
+    COUNTERS.reset()
+    HOLD.update(hold=hold, spread=spread)
+    sfn = emulator.client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name=f"fleet-{tag}",
+        definition=DEFINITION,
+        roleArn="arn:aws:iam::123456789012:role/fleet-benchmark",
+    )["stateMachineArn"]
+
+    def start(index: int) -> str:
+        return sfn.start_execution(stateMachineArn=machine, name=f"{tag}-{index:05d}")["executionArn"]
+
+    with ThreadPoolExecutor(8) as pool:
+        arns = list(pool.map(start, range(n)))
+    # ListExecutions, not DescribeExecution: a describe would start the hold clock.
+    statuses: Counter[str] = Counter()
+    for page in sfn.get_paginator("list_executions").paginate(stateMachineArn=machine):
+        statuses.update(execution["status"] for execution in page["executions"])
+    with COUNTERS.lock:  # only the triggers' requests count; the hold events must stay
+        COUNTERS.actions.clear()
+    with open(arn_file, "w") as out:
+        out.write("\n".join(arns))
+    return {"arn_file": arn_file, "n": len(arns), "statuses": dict(statuses)}
+
+
+def _report() -> dict[str, Any]:
+    with COUNTERS.lock:
+        return {
+            "actions": dict(COUNTERS.actions),
+            "executions": {
+                arn: {
+                    "polls": rec.polls,
+                    "first_final_poll": rec.first_final_poll,
+                    "status": rec.status,
+                    "stop_date": rec.stop_date,
+                }
+                for arn, rec in COUNTERS.executions.items()
+            },
+        }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--moto-describe", action="store_true", help="no DescribeExecution fast path")
+    args = parser.parse_args()
+    _speed_up_moto()
+    _install_counting(fast_describe=not args.moto_describe)
+    _install_hold()
+    from airflow_provider_mwaaops.testing.emulator import AwsEmulator
+
+    emulator = AwsEmulator().start()
+    print(json.dumps({"port": emulator.port, "environ": emulator.environ()}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        cmd = request["cmd"]
+        if cmd == "setup":
+            params = {key: request[key] for key in ("n", "tag", "arn_file", "hold", "spread")}
+            answer = _setup(emulator, **params)
+        elif cmd == "stats":
+            with COUNTERS.lock:
+                answer = {
+                    "polled": len(COUNTERS.executions),
+                    "last_first_poll": COUNTERS.last_first_poll,
+                    "describes": COUNTERS.actions.get("DescribeExecution", 0),
+                }
+        elif cmd == "report":
+            answer = _report()
+        elif cmd == "quit":
+            break
+        else:
+            answer = {"error": f"unknown command {cmd!r}"}
+        print(json.dumps(answer), flush=True)
+    emulator.stop()
+
+
+if __name__ == "__main__":
+    main()
