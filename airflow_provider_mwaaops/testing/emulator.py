@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 import urllib.request
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -158,6 +159,22 @@ class AwsEmulator:
             aws_access_key_id=ACCESS_KEY_ID,
             aws_secret_access_key=SECRET_ACCESS_KEY,
         )
+
+    def wait_for_execution(self, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
+        """DescribeExecution once the Step Functions execution has left RUNNING.
+
+        moto's engine runs executions on threads of its own, so a test that starts, stops or
+        redrives one must wait for the outcome; this fails the test instead of hanging.
+        """
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            described = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] not in ("RUNNING", "PENDING_REDRIVE"):
+                return described
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{execution_arn} still {described['status']} after {timeout}s")
+            time.sleep(0.1)
 
     # -- internals -----------------------------------------------------------------------------
     def _apply_config(self) -> None:

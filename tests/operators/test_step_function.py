@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import time
 
 import pytest
 
@@ -214,11 +213,7 @@ def test_sync_on_kill_stops_the_execution(aws_emulator, sfn, machine_arn):
 
     operator.on_kill()
 
-    deadline = time.monotonic() + 10
-    while sfn.describe_execution(executionArn=operator.execution_arn)["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "the execution was not stopped"
-        time.sleep(0.1)
-    assert sfn.describe_execution(executionArn=operator.execution_arn)["status"] == "ABORTED"
+    assert aws_emulator.wait_for_execution(operator.execution_arn, timeout=10)["status"] == "ABORTED"
 
 
 # -- retries that redrive -------------------------------------------------------------------------
@@ -405,10 +400,7 @@ def test_failure_report_counts_the_distributed_map_items(aws_emulator, s3, sfn):
     ]
     items = {"items": [{"key": f"k{i}"} for i in range(3)]}
     execution = sfn.start_execution(stateMachineArn=arn, name="e", input=json.dumps(items))["executionArn"]
-    deadline = time.monotonic() + 30
-    while sfn.describe_execution(executionArn=execution)["status"] == "RUNNING":
-        assert time.monotonic() < deadline, "the execution did not end"
-        time.sleep(0.2)
+    aws_emulator.wait_for_execution(execution)
 
     failure = StepFunctionRedriveHook().explain_failure(execution)
 

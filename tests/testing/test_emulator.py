@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 
@@ -19,16 +18,6 @@ FAILING_TASK_DEFINITION = {
     },
 }
 ROLE_ARN = "arn:aws:iam::123456789012:role/states"
-
-
-def _wait_for_end(sfn, execution_arn: str, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.2)
-    raise AssertionError(f"{execution_arn} still RUNNING after {timeout}s")
 
 
 async def test_aiobotocore_call_succeeds(aws_emulator):
@@ -48,7 +37,7 @@ def test_failing_task_state_ends_failed_with_the_real_error(aws_emulator):
     )
     started = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], name="run-1", input="{}")
 
-    described = _wait_for_end(sfn, started["executionArn"])
+    described = aws_emulator.wait_for_execution(started["executionArn"])
 
     assert described["status"] == "FAILED"
     # AWS names it S3.NoSuchKeyException; moto's engine keeps the service prefix in lower case.
