@@ -50,6 +50,7 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "notifications": [],
+        "config": {"mwaaops": _config_section()},
         "extra-links": [],
         "plugins": [
             {
@@ -57,4 +58,90 @@ def get_provider_info() -> dict[str, Any]:
                 "plugin-class": "airflow_provider_mwaaops.plugins.mwaaops.MwaaOpsPlugin",
             }
         ],
+    }
+
+
+def _option(
+    description: str,
+    type_: str = "string",
+    default: str | None = "",
+    example: str | None = None,
+    sensitive: bool = False,
+) -> dict[str, Any]:
+    return {
+        "sensitive": sensitive,
+        "description": description,
+        "version_added": None,
+        "type": type_,
+        "example": example,
+        "default": default,
+    }
+
+
+def _config_section() -> dict[str, Any]:
+    """The ``[mwaaops]`` section: settings of the components that run inside Airflow itself
+    (listeners, log forwarder), which have no operator arguments to carry them."""
+    return {
+        "description": "Settings of airflow-provider-mwaaops's listeners and log forwarder.",
+        "options": {
+            "environment_name": _option(
+                "Name of this Airflow environment, added to every published event and notification "
+                "(on MWAA: the environment's name).",
+                example="prod-data",
+            ),
+            "aws_conn_id": _option(
+                "Airflow connection the listeners and the log forwarder use for AWS.", default="aws_default"
+            ),
+            "region_name": _option("AWS region; empty means the connection's region.", default=""),
+            "asset_events_sns_topic_arn": _option(
+                "SNS topic that receives a message for every created or changed asset (dataset on "
+                "Airflow 2); empty disables SNS publishing.",
+                example="arn:aws:sns:us-east-1:123456789012:airflow-asset-events",
+            ),
+            "asset_events_event_bus_name": _option(
+                "EventBridge bus that receives the same events; empty disables EventBridge publishing.",
+                example="default",
+            ),
+            "asset_events_include": _option(
+                "Comma-separated glob patterns of asset URIs to publish; empty means all.",
+                example="s3://data-lake/*",
+            ),
+            "asset_events_exclude": _option(
+                "Comma-separated glob patterns of asset URIs never to publish.", example="file://*"
+            ),
+            "asset_events_queue_size": _option(
+                "Events waiting to be published, at most; beyond it new events are dropped (counted "
+                "and logged) so that Airflow itself is never slowed down.",
+                type_="integer",
+                default="1000",
+            ),
+            "log_forwarder_enabled": _option(
+                "Write why Airflow ended the previous try (heartbeat timeout, stuck in queued, "
+                "external kill) at the top of the next try's log.",
+                type_="boolean",
+                default="True",
+            ),
+            "api_url": _option(
+                "Base URL of the Airflow 3 API server the log forwarder reads event logs from; empty "
+                "means [api] base_url.",
+                example="http://localhost:8080",
+            ),
+            "api_username": _option("User for the API server's token endpoint (Airflow 3).", example="admin"),
+            "api_password": _option(
+                "Password for the API server's token endpoint (Airflow 3); prefer the "
+                "AIRFLOW__MWAAOPS__API_PASSWORD_SECRET / _CMD forms.",
+                example="",
+                sensitive=True,
+            ),
+            "mwaa_environment_name": _option(
+                "When set, the log forwarder reads event logs through MWAA's InvokeRestApi for this "
+                "environment instead of api_url.",
+                example="prod-data",
+            ),
+            "api_timeout": _option(
+                "Seconds the log forwarder waits for the API before giving up (it never fails a task).",
+                type_="float",
+                default="5.0",
+            ),
+        },
     }

@@ -36,8 +36,12 @@ make_env() {
     log "creating $venv (Python $PYTHON_VERSION)"
     "$UV" venv --quiet --seed --python "$PYTHON_VERSION" "$venv"
   fi
-  log "installing airflow-provider-mwaaops[test,docs,snowflake] with $spec into $(basename "$venv")"
-  "$UV" pip install --quiet --python "$venv/bin/python" -e "$ROOT[test,docs,snowflake]" "$spec" uv
+  local extra_pkgs=()
+  # Airflow 3's AssetWatcher examples read SQS through common-messaging (MWAA 3.x images ship it).
+  case "$spec" in apache-airflow~=3*) extra_pkgs+=("apache-airflow-providers-common-messaging") ;; esac
+  log "installing airflow-provider-mwaaops[test,docs,snowflake,postgres,report] with $spec into $(basename "$venv")"
+  "$UV" pip install --quiet --python "$venv/bin/python" -e "$ROOT[test,docs,snowflake,postgres,report]" \
+    "$spec" uv "${extra_pkgs[@]}"
 }
 
 ensure_uv

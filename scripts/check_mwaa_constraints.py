@@ -14,7 +14,7 @@ does not matter for resolution).  uv resolves from PyPI metadata without install
 
 Usage (from the repo root)::
 
-    python scripts/check_mwaa_constraints.py [--constraints-dir DIR] [--extras snowflake]
+    python scripts/check_mwaa_constraints.py [--constraints-dir DIR] [--extras snowflake,postgres,report]
 
 Exit status is 0 only if every version resolves and the result pins ``apache-airflow==V`` and
 contains each of our direct dependencies.
@@ -165,7 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, resolve every MWAA version in parallel, print one verdict per version."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--constraints-dir", type=Path, default=DEFAULT_CONSTRAINTS_DIR)
-    parser.add_argument("--extras", default="snowflake", help="comma-separated; '' = none")
+    parser.add_argument("--extras", default="snowflake,postgres,report", help="comma-separated; '' = none")
     parser.add_argument("--pyproject", type=Path, default=REPO_ROOT / "pyproject.toml")
     parser.add_argument("--allow-missing", action="store_true", help="exit 0 if the dir is absent")
     args = parser.parse_args(argv)
