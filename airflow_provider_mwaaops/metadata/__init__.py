@@ -1,0 +1,6 @@
+"""Airflow metadata export and restore: verified, incremental Parquet exports of the metadata DB.
+
+The format (layout, manifest, table schemas) is described in ``docs/components/metadata.rst``;
+:mod:`.tables` holds the table catalog and :mod:`.manifest` the reader/verifier API. Nothing here
+imports Airflow at module level, so the CLI and analysis tools load fast.
+"""
