@@ -22,14 +22,19 @@ from cryptography.fernet import Fernet
 from airflow_provider_mwaaops.testing.emulator import patched_environ
 
 
-def isolated_airflow_environ(home: Path, dags_folder: Path | None = None) -> dict[str, str]:
-    """Environment for an Airflow that keeps everything under ``home`` and loads no examples."""
+def isolated_airflow_environ(
+    home: Path, dags_folder: Path | None = None, sql_alchemy_conn: str | None = None
+) -> dict[str, str]:
+    """Environment for an Airflow that keeps everything under ``home`` and loads no examples.
+
+    The metadata DB is a SQLite file under ``home`` unless ``sql_alchemy_conn`` names another one.
+    """
     home.mkdir(parents=True, exist_ok=True)
     dags = dags_folder or home / "dags"
     dags.mkdir(parents=True, exist_ok=True)
     return {
         "AIRFLOW_HOME": str(home),
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": sql_alchemy_conn or f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
@@ -104,9 +109,37 @@ def _run_migrate(environ: dict[str, str], python: str) -> None:
 class IsolatedAirflow:
     """An isolated AIRFLOW_HOME, migrated, whose environment can be activated in this process."""
 
-    def __init__(self, home: Path, dags_folder: Path | None = None):
+    def __init__(self, home: Path, dags_folder: Path | None = None, sql_alchemy_conn: str | None = None):
         self.home = home
-        self.environ = isolated_airflow_environ(home, dags_folder)
+        self.environ = isolated_airflow_environ(home, dags_folder, sql_alchemy_conn)
+
+    @property
+    def sql_alchemy_conn(self) -> str:
+        return self.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+    def run_airflow(
+        self, *args: str, python: str = sys.executable, timeout: float = 600, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the ``airflow`` CLI against this installation in a subprocess."""
+        return self.run_python("-m", "airflow", *args, python=python, timeout=timeout, check=check)
+
+    def run_python(
+        self, *args: str, python: str = sys.executable, timeout: float = 600, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """Run Python in a subprocess that sees only this installation (e.g. a second metadata DB)."""
+        result = subprocess.run(
+            [python, *args],
+            env={**os.environ, **self.environ},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and result.returncode != 0:
+            raise RuntimeError(
+                f"{' '.join(args)[:200]} failed ({result.returncode}):\n{result.stdout[-4000:]}\n"
+                f"{result.stderr[-4000:]}"
+            )
+        return result
 
     def migrate(self) -> IsolatedAirflow:
         migrate(self.environ)

@@ -15,6 +15,13 @@ Fixtures:
     resource dropped before the test and the ``aws_default`` connection pointed at it.
 ``dag_runner``
     (function) :func:`~airflow_provider_mwaaops.testing.dag_runner.run_dag`, with both of the above.
+``airflow_api_server``
+    (session, Airflow 3 only) a real ``airflow api-server`` on loopback sharing the isolated Airflow
+    and the emulator: :class:`~airflow_provider_mwaaops.testing.api_server.AirflowApiServer`.
+``postgres_url`` / ``postgres_airflow``
+    (function) a fresh, empty PostgreSQL database URL / an isolated Airflow whose metadata DB is a
+    fresh PostgreSQL database at the installed Airflow's schema. Both skip when no server answers,
+    and fail instead when ``MWAAOPS_REQUIRE_POSTGRES=1``.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ import pytest
 
 if TYPE_CHECKING:
     from airflow_provider_mwaaops.testing.airflow_env import IsolatedAirflow
+    from airflow_provider_mwaaops.testing.api_server import AirflowApiServer
     from airflow_provider_mwaaops.testing.dag_runner import DagRunResult
     from airflow_provider_mwaaops.testing.emulator import AwsEmulator
 
@@ -117,3 +125,56 @@ def dag_runner(mwaaops_airflow: IsolatedAirflow, aws_emulator: AwsEmulator) -> C
         return run_dag(dag, **kwargs)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def airflow_api_server(
+    mwaaops_airflow: IsolatedAirflow, _mwaaops_emulator_server: AwsEmulator
+) -> Iterator[AirflowApiServer]:
+    """A real ``airflow api-server`` (Airflow 3) on the session's isolated Airflow and emulator."""
+    from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
+
+    if not AIRFLOW_V_3_0_PLUS:
+        pytest.skip("airflow api-server exists on Airflow 3 only")
+    from airflow_provider_mwaaops.testing.api_server import AirflowApiServer
+
+    with AirflowApiServer(mwaaops_airflow, extra_environ=_mwaaops_emulator_server.environ()) as server:
+        yield server
+
+
+def _require_postgres() -> None:
+    from airflow_provider_mwaaops.testing import postgres
+
+    try:
+        postgres.check_available()
+    except postgres.PostgresUnavailable as err:
+        if postgres.postgres_required():
+            pytest.fail(f"{postgres.REQUIRE_ENV}=1 but {err}")
+        pytest.skip(str(err))
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    _require_postgres()
+    from airflow_provider_mwaaops.testing import postgres
+
+    url = postgres.create_database()
+    try:
+        yield url
+    finally:
+        postgres.drop_database(url)
+
+
+@pytest.fixture
+def postgres_airflow(tmp_path: Path) -> Iterator[IsolatedAirflow]:
+    """An isolated Airflow (own home) whose metadata DB is a fresh, migrated PostgreSQL database.
+
+    The test process's own Airflow stays on SQLite; use this one from subprocesses
+    (``run_airflow``/``run_python``, real Airflow components) or through its URL.
+    """
+    _require_postgres()
+    from airflow_provider_mwaaops.testing.postgres import migrated_postgres_airflow
+
+    with migrated_postgres_airflow(tmp_path / "airflow-pg") as airflow:
+        yield airflow
