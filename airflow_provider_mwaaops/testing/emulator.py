@@ -121,6 +121,9 @@ class AwsEmulator:
             "AWS_DEFAULT_REGION": self.region_name,
             "AWS_REGION": self.region_name,
             "MOTO_PORT": str(self.port),
+            # Operations with a host prefix (MWAA's env./api., Step Functions' sync-) would go to
+            # "env.127.0.0.1", which does not resolve; the emulator answers them on its own address.
+            "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
             # Keep a developer's ~/.aws profile from overriding the fake credentials.
             "AWS_CONFIG_FILE": os.devnull,
             "AWS_SHARED_CREDENTIALS_FILE": os.devnull,

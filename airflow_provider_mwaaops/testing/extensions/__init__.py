@@ -22,6 +22,7 @@ def install_all() -> None:
             return
         from airflow_provider_mwaaops.testing.extensions import (
             glue_jobs,
+            mwaa_rest_api,
             stepfunctions_api,
             stepfunctions_map_runs,
             stepfunctions_redrive,
@@ -36,6 +37,7 @@ def install_all() -> None:
         stepfunctions_redrive.install()
         stepfunctions_api.install()
         glue_jobs.install()
+        mwaa_rest_api.install()  # MWAA environments and InvokeRestApi (engineer H7)
         _installed = True
 
 
