@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 #: Sub-command modules of this package, in the order ``mwaaops --help`` lists them.
-COMMANDS: tuple[str, ...] = ("plugins_zip",)
+COMMANDS: tuple[str, ...] = ("plugins_zip", "metadata")
 
 PROG = "mwaaops"
 

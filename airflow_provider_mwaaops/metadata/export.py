@@ -196,7 +196,7 @@ def run_export(
         started_at=_iso(datetime.now(UTC)) or "",
         previous_export_id=plan.previous.export_id if plan.previous else None,
         secrets=cipher.describe() if cipher else {"mode": "exclude"},
-        provider_version=provider_version,
+        provider_version=provider_version or "",
     )
     for spec in plan.tables:
         entry = _export_table(source, sink, plan, spec, chunk_rows, cipher, progress)
