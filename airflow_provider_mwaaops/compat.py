@@ -170,3 +170,94 @@ def load_dags(folder: str) -> tuple[dict[str, Any], dict[str, str]]:
 
         bag = DagBag(dag_folder=folder, include_examples=False)  # type: ignore[call-arg]
     return dict(bag.dags), dict(bag.import_errors)
+
+
+# -- SNS notifier (notifications/): UI links, secrets masking, template accessors -----------------
+def ui_base_url() -> str:
+    """The Airflow UI's base URL: ``[api] base_url`` on Airflow 3, ``[webserver] base_url`` on 2.11."""
+    if AIRFLOW_V_3_0_PLUS:
+        url = conf.get("api", "base_url", fallback="") or "http://localhost:8080"
+    else:
+        url = conf.get("webserver", "base_url", fallback="") or "http://localhost:8080"
+    return url.rstrip("/")
+
+
+def task_log_url(
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: int = -1,
+    try_number: int | None = None,
+    logical_date: Any = None,
+) -> str:
+    """Link to one try's log in the Airflow UI (the React UI's task page on 3.x, the grid on 2.11)."""
+    from urllib.parse import quote, urlencode
+
+    base = ui_base_url()
+    if AIRFLOW_V_3_0_PLUS:
+        url = f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}/tasks/{quote(task_id)}"
+        if map_index is not None and map_index >= 0:
+            url += f"/mapped/{map_index}"
+        return url + (f"?try_number={try_number}" if try_number and try_number > 0 else "")
+    params: dict[str, Any] = {"dag_run_id": run_id, "task_id": task_id}
+    if map_index is not None and map_index >= 0:
+        params["map_index"] = map_index
+    if logical_date is not None:
+        params["base_date"] = logical_date.strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+    params["tab"] = "logs"
+    return f"{base}/dags/{quote(dag_id)}/grid?{urlencode(params)}"
+
+
+def dag_run_ui_url(dag_id: str, run_id: str) -> str:
+    """Link to one DAG run in the Airflow UI."""
+    from urllib.parse import quote, urlencode
+
+    base = ui_base_url()
+    if AIRFLOW_V_3_0_PLUS:
+        return f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+    return f"{base}/dags/{quote(dag_id)}/grid?{urlencode({'dag_run_id': run_id})}"
+
+
+def redact(value: Any) -> Any:
+    """Mask every secret Airflow's secrets masker knows of in ``value`` (str, dict, list...).
+
+    Airflow 3.x keeps two maskers: the Task SDK's (fed in task and dag-processor processes) and
+    core's (fed in the scheduler and API server); a value goes through both.
+    """
+    if not AIRFLOW_V_3_0_PLUS:
+        from airflow.utils.log.secrets_masker import redact as redact_2
+
+        return redact_2(value)
+    from airflow.sdk._shared.secrets_masker import redact as sdk_redact
+
+    value = sdk_redact(value)
+    try:
+        from airflow._shared.secrets_masker import redact as core_redact
+    except ImportError:  # a worker with only the Task SDK installed
+        return value
+    return core_redact(value)
+
+
+def template_accessors() -> dict[str, Any]:
+    """``var`` and ``conn`` for Jinja templates, for contexts Airflow built without them.
+
+    A DAG-level callback without a task instance gets only ``dag``, ``run_id`` and ``reason``;
+    a notifier's ``{{ var.value.x }}`` needs these to render there too.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time.context import ConnectionAccessor, VariableAccessor
+
+        return {
+            "var": {
+                "json": VariableAccessor(deserialize_json=True),
+                "value": VariableAccessor(deserialize_json=False),
+            },
+            "conn": ConnectionAccessor(),
+        }
+    from airflow.utils.context import ConnectionAccessor as Conn2
+    from airflow.utils.context import VariableAccessor as Var2
+
+    return {
+        "var": {"json": Var2(deserialize_json=True), "value": Var2(deserialize_json=False)},
+        "conn": Conn2(),
+    }
