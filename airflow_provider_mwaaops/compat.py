@@ -68,8 +68,10 @@ __all__ = [
     "dag_test",
     "hookimpl",
     "load_dags",
+    "read_task_event_log",
     "register_dag_for_test",
     "task",
+    "task_instance_resumed",
     "task_instance_states",
     "task_return_values",
 ]
@@ -80,9 +82,11 @@ def register_dag_for_test(dag: Any) -> None:
 
     Airflow 3 refuses to create a DagRun for a DAG that is not serialized in a configured bundle;
     DAGs defined in a test module (or loaded from a folder that is not the dags folder) never are.
-    Airflow 2.11 runs any DAG object, so there is nothing to do there.
+    Airflow 2.11 runs any DAG object, but records a task's dataset events only for datasets a
+    parsed DAG has registered (else "DatasetModel ... not found"), so the DAG is synced there too.
     """
     if not AIRFLOW_V_3_0_PLUS:
+        dag.sync_to_db()
         return
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
@@ -261,3 +265,170 @@ def template_accessors() -> dict[str, Any]:
         "var": {"json": Var2(deserialize_json=True), "value": Var2(deserialize_json=False)},
         "conn": Conn2(),
     }
+
+
+# --- Asset / dataset listener (listeners/asset_events.py) and its cross-environment examples ----
+
+#: Airflow 3.2+ calls ``on_asset_event_emitted`` (carrying the event's source and extra) right
+#: after ``on_asset_changed`` for the same change; the listener then publishes from the richer hook
+#: only, so that each change is published once.
+ASSET_EVENT_EMITTED_HOOK = Version("3.2.0") <= AIRFLOW_VERSION
+
+if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
+    from airflow.sdk import Asset
+else:  # Airflow 2.11: the same idea is called a dataset
+    from airflow.datasets import Dataset as Asset  # type: ignore[assignment]
+
+
+def asset_identity(asset: Any) -> dict[str, Any]:
+    """URI, name, group and extra of an asset (3.x) or dataset (2.11; it has no name or group).
+
+    Accepts what the listener hooks receive: ``SerializedAsset`` on 3.x, ``Dataset`` or
+    ``DatasetModel`` on 2.11.
+    """
+    extra = getattr(asset, "extra", None) or {}
+    if AIRFLOW_V_3_0_PLUS:
+        return {
+            "uri": asset.uri,
+            "name": getattr(asset, "name", None),
+            "group": getattr(asset, "group", None),
+            "extra": dict(extra),
+        }
+    return {"uri": asset.uri, "name": None, "group": None, "extra": dict(extra)}
+
+
+def asset_event_details(asset_event: Any) -> tuple[Any, dict[str, Any]]:
+    """``(asset, details)`` from the event ``on_asset_event_emitted`` receives (Airflow 3.2+).
+
+    ``details`` holds the event's extra and its source task instance (all None when the event came
+    from the REST API or an asset watcher rather than a task).
+    """
+    partition_date = getattr(asset_event, "partition_date", None)
+    return asset_event.asset, {
+        "extra": dict(asset_event.extra or {}),
+        "source_dag_id": asset_event.source_dag_id,
+        "source_task_id": asset_event.source_task_id,
+        "source_run_id": asset_event.source_run_id,
+        "source_map_index": asset_event.source_map_index,
+        "source_aliases": [alias.name for alias in (getattr(asset_event, "source_aliases", None) or [])],
+        "partition_key": getattr(asset_event, "partition_key", None),
+        "partition_date": partition_date.isoformat() if partition_date else None,
+    }
+
+
+def sqs_asset_schedule(
+    uri: str, queue_url: str, *, aws_conn_id: str = "aws_default", waiter_delay: int = 30
+) -> Any:
+    """The schedule of a DAG fed by asset events arriving on an SQS queue from another environment.
+
+    Airflow 3: the asset itself, with an ``AssetWatcher`` whose SQS trigger turns each message into
+    an asset event (and so a DAG run). Airflow 2.11 has no watchers: the DAG runs continuously and
+    its first task waits for the next message (:func:`sqs_asset_wait`).
+    """
+    if not AIRFLOW_V_3_0_PLUS:
+        return "@continuous"
+    from airflow.sdk import AssetWatcher
+
+    trigger = _sqs_event_trigger(queue_url, aws_conn_id=aws_conn_id, waiter_delay=waiter_delay)
+    return [Asset(uri, watchers=[AssetWatcher(name=f"sqs-{uri}"[:200], trigger=trigger)])]
+
+
+def _sqs_event_trigger(queue_url: str, *, aws_conn_id: str, waiter_delay: int) -> Any:
+    kwargs: dict[str, Any] = {
+        "sqs_queue": queue_url,
+        "aws_conn_id": aws_conn_id,
+        "waiter_delay": waiter_delay,
+        "max_messages": 10,
+    }
+    try:  # the common-messaging provider's trigger is the documented entry point
+        from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+    except ImportError:
+        from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
+
+        return SqsSensorTrigger(**kwargs)
+    return MessageQueueTrigger(scheme="sqs", **kwargs)
+
+
+def sqs_asset_wait(task_id: str, queue_url: str, *, aws_conn_id: str = "aws_default", **kwargs: Any) -> Any:
+    """Airflow 2.11: a deferrable SQS sensor that waits for the next event; None on Airflow 3.
+
+    Call it inside the DAG's ``with`` block; on Airflow 3 the watcher already waited for the
+    event before the run started, so there is nothing to wait for.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        return None
+    from airflow.providers.amazon.aws.sensors.sqs import SqsSensor
+
+    return SqsSensor(
+        task_id=task_id,
+        sqs_queue=queue_url,
+        aws_conn_id=aws_conn_id,
+        max_messages=10,
+        deferrable=True,
+        **kwargs,
+    )
+
+
+def received_sqs_messages(context: Any, wait_task_id: str) -> list[str]:
+    """Bodies of the SQS messages that started this run (3.x) or that the wait task received (2.11)."""
+    if AIRFLOW_V_3_0_PLUS:
+        bodies: list[str] = []
+        for events in context["triggering_asset_events"].values():
+            for event in events:
+                for message in (event.extra or {}).get("payload", {}).get("message_batch", []):
+                    bodies.append(message["Body"])
+        return bodies
+    messages = context["ti"].xcom_pull(task_ids=wait_task_id, key="messages") or []
+    return [message["Body"] for message in messages]
+
+
+# -- log forwarder (log/reasons.py) ------------------------------------------------------------
+
+
+def read_task_event_log(
+    dag_id: str,
+    task_id: str,
+    run_id: str,
+    map_index: int,
+    try_numbers: Any,
+    events: Any,
+) -> list[dict[str, Any]]:
+    """Event-log (``log`` table) rows of one task instance's tries, straight from the metadata DB.
+
+    Only where ORM access is allowed: Airflow 2 tasks, and Airflow 3 server-side processes (API
+    server, scheduler); Airflow 3 tasks read ``GET /api/v2/eventLogs`` instead. A separate, short
+    session keeps the caller's transaction (a task's own session on Airflow 2) untouched.
+    """
+    from airflow.models.log import Log
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    query = (
+        select(Log.event, Log.dttm, Log.try_number, Log.extra)
+        .where(
+            Log.dag_id == dag_id,
+            Log.task_id == task_id,
+            Log.run_id == run_id,
+            Log.map_index == map_index,
+            Log.try_number.in_(list(try_numbers)),
+            Log.event.in_(list(events)),
+        )
+        .order_by(Log.dttm)
+    )
+    with create_session() as session:
+        return [
+            {"event": event, "when": when, "try_number": try_number, "extra": extra}
+            for event, when, try_number, extra in session.execute(query)
+        ]
+
+
+def task_instance_resumed(ti: Any) -> bool:
+    """Whether this start of a task instance resumes it after a deferral (same try, not a new one).
+
+    Airflow 2 keeps ``next_method`` on the ORM TaskInstance; Airflow 3 sends it to the task process
+    in the run context from the server.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        context = getattr(ti, "_ti_context_from_server", None)
+        return bool(getattr(context, "next_method", None))
+    return bool(getattr(ti, "next_method", None))

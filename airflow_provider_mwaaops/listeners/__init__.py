@@ -1,0 +1,1 @@
+"""Listeners that Airflow calls from its own components; registered by the ``mwaaops`` plugin."""
