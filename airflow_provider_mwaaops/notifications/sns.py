@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,8 @@ from airflow_provider_mwaaops.notifications.message import NotificationMessage, 
 
 if TYPE_CHECKING:
     import jinja2
+
+log = logging.getLogger(__name__)
 
 __all__ = ["SnsNotifier", "fifo_ids", "publish_message", "send_sns_notification"]
 
@@ -205,7 +208,7 @@ class SnsNotifier(BaseNotifier):
 
         client = SnsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn()
         response = client.publish(**self._publish_kwargs(context))
-        self.log.info("Published the notification to %s: message %s", self.target_arn, response["MessageId"])
+        log.info("Published the notification to %s: message %s", self.target_arn, response["MessageId"])
 
     async def async_notify(self, context: Any) -> None:
         """Publish without blocking the event loop (Airflow 3.1+ runs notifiers in the triggerer).
@@ -220,7 +223,7 @@ class SnsNotifier(BaseNotifier):
         kwargs = await sync_to_async(self._publish_kwargs)(context)
         client = await shared_pool().client("sns", aws_conn_id=self.aws_conn_id, region_name=self.region_name)
         response = await client.publish(**kwargs)
-        self.log.info("Published the notification to %s: message %s", self.target_arn, response["MessageId"])
+        log.info("Published the notification to %s: message %s", self.target_arn, response["MessageId"])
 
     # -- Airflow's entry points --------------------------------------------------------------------
     def __call__(self, *args: Any) -> None:
@@ -249,7 +252,7 @@ class SnsNotifier(BaseNotifier):
 
     def _handle_failure(self, error: Exception) -> None:
         target = self.target_arn
-        self.log.error(
+        log.error(
             "Could not publish the Airflow notification to SNS topic %s: %s: %s",
             target,
             type(error).__name__,
