@@ -429,6 +429,7 @@ def build_message(
     extra_attributes: Mapping[str, Any] | None = None,
     environment_name: str | None = None,
     protocols: tuple[str, ...] | None = None,
+    state: str | None = None,
     max_bytes: int = SNS_MAX_MESSAGE_BYTES,
 ) -> NotificationMessage:
     """Build the SNS message for a callback (or an operator's) context.
@@ -442,9 +443,12 @@ def build_message(
     :param extra_attributes: message attributes besides dag_id, task_id, state, environment, level.
     :param environment_name: defaults to ``[mwaaops] environment_name``.
     :param protocols: SNS protocol keys to fill (``default`` is always filled).
+    :param state: instead of the task's or run's state (the publishing operator says "result").
     :param max_bytes: size budget; SNS's own limit unless a test asks for less.
     """
     fields = _mask(collect_fields(context, environment_name))
+    if state:
+        fields["state"] = state
     body = _mask(body) if body else None
     if result is not None:
         result = _mask(result)
