@@ -80,7 +80,6 @@ def history(mwaaops_airflow: Any) -> dict[str, Any]:
     from airflow.utils.session import create_session
 
     from airflow_provider_mwaaops.testing.dag_runner import run_dag
-
     from airflow_provider_mwaaops.testing.emulator import patched_environ
 
     retry, fail = _build_dags()
