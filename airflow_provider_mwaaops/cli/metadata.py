@@ -16,7 +16,7 @@ from typing import Any
 from airflow_provider_mwaaops.cli import CliError
 
 #: Extra modules (in this package) that add ``metadata`` sub-commands via ``register(subparsers)``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ()
+SUBCOMMAND_MODULES: tuple[str, ...] = ("metadata_report",)
 
 
 def register(subparsers: Any) -> None:
