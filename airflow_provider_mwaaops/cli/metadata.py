@@ -16,7 +16,7 @@ from typing import Any
 from airflow_provider_mwaaops.cli import CliError
 
 #: Extra modules (in this package) that add ``metadata`` sub-commands via ``register(subparsers)``.
-SUBCOMMAND_MODULES: tuple[str, ...] = ("metadata_report",)
+SUBCOMMAND_MODULES: tuple[str, ...] = ("metadata_report", "metadata_restore")
 
 
 def register(subparsers: Any) -> None:

@@ -1,6 +1,8 @@
 """Give an isolated Airflow real history, then export it (run as a script in that Airflow's env).
 
-    python populate_source.py EXPORT_DIR EXPORT_KEY [EXPORT_ID]
+    python populate_source.py populate|export EXPORT_DIR EXPORT_KEY EXPORT_ID [SECRETS_MODE]
+
+``export`` only exports (a restored database, to compare with the original export).
 
 Real DAG runs from dag.test() (a success with XComs, a retry that succeeds, a failed run), plus
 what dag.test() never writes but a live environment has: scheduler and task jobs referenced by
@@ -158,14 +160,18 @@ def seed_extras() -> None:
         del AIRFLOW_V_3_0_PLUS
 
 
-def export(export_dir: str, export_key: str, export_id: str) -> str:
+def export(export_dir: str, export_key: str, export_id: str, mode: str = "fernet") -> str:
     from airflow_provider_mwaaops.metadata.export import run_export
     from airflow_provider_mwaaops.metadata.secrets import SecretCipher
     from airflow_provider_mwaaops.metadata.sinks.base import open_sink
     from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource
     from airflow_provider_mwaaops.metadata.tables import TABLES
 
-    cipher = SecretCipher("fernet", export_key.encode(), {"key_ref": "variable:export_key"})
+    cipher = (
+        SecretCipher("fernet", export_key.encode(), {"key_ref": "variable:export_key"})
+        if mode == "fernet"
+        else None
+    )
     manifest = run_export(
         DatabaseSource(),
         open_sink(export_dir),
@@ -178,8 +184,9 @@ def export(export_dir: str, export_key: str, export_id: str) -> str:
 
 
 if __name__ == "__main__":
-    target_dir, key = sys.argv[1], sys.argv[2]
-    wanted_id = sys.argv[3] if len(sys.argv) > 3 else "backup-1"
-    run_history()
-    seed_extras()
-    print(export(target_dir, key, wanted_id))
+    action, target_dir, key, wanted_id = sys.argv[1:5]
+    secrets_mode = sys.argv[5] if len(sys.argv) > 5 else "fernet"
+    if action == "populate":
+        run_history()
+        seed_extras()
+    print(export(target_dir, key, wanted_id, secrets_mode))

@@ -10,10 +10,15 @@ class RestoreError(Exception):
     newer schema) or a target a strict restore must not touch; raised after a rollback otherwise.
     """
 
-    def __init__(self, message: str, table: str | None = None, file: str | None = None) -> None:
+    def __init__(
+        self, message: str, table: str | None = None, file: str | None = None, rolled_back: bool = False
+    ) -> None:
         where = ", ".join(
             part for part in (f"table {table}" if table else "", f"file {file}" if file else "") if part
         )
         super().__init__(f"{message} ({where})" if where and where not in message else message)
         self.table = table
         self.file = file
+        #: True when the failure happened while writing (and the transaction was rolled back);
+        #: False when the restore refused before writing anything.
+        self.rolled_back = rolled_back

@@ -255,7 +255,9 @@ class TableRestorer:
             upsert(self.state.connection, self.table, inserts + updates, self.conflict_key, update_columns)
         except sa.exc.SQLAlchemyError as exc:
             raise RestoreError(
-                f"writing {len(inserts) + len(updates)} rows failed: {_first_line(exc)}", table=self.rule.name
+                f"writing {len(inserts) + len(updates)} rows failed, rolled back: {_first_line(exc)}",
+                table=self.rule.name,
+                rolled_back=True,
             ) from exc
 
     # -- per row ----------------------------------------------------------------------------------

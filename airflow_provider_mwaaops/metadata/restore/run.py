@@ -37,7 +37,12 @@ from airflow_provider_mwaaops.metadata.manifest import (
     read_verified,
 )
 from airflow_provider_mwaaops.metadata.restore.errors import RestoreError
-from airflow_provider_mwaaops.metadata.restore.plan import RestoreState, TableRestorer, TableStats
+from airflow_provider_mwaaops.metadata.restore.plan import (
+    RestoreState,
+    TableRestorer,
+    TableStats,
+    _first_line,
+)
 from airflow_provider_mwaaops.metadata.restore.rules import STRICT_TABLES, order_tables, rule_for
 from airflow_provider_mwaaops.metadata.restore.secrets import SecretCodec
 from airflow_provider_mwaaops.metadata.restore.target import TargetSchema, create_target_engine
@@ -431,7 +436,13 @@ def _apply(
                     except RestoreError:
                         raise
                     except (sa.exc.SQLAlchemyError, ValueError, TypeError, SecretKeyError) as exc:
-                        raise RestoreError(f"restoring rows failed: {exc}", table=name, file=path) from exc
+                        message = _first_line(exc) if isinstance(exc, sa.exc.SQLAlchemyError) else str(exc)
+                        raise RestoreError(
+                            f"restoring rows failed, rolled back: {message}",
+                            table=name,
+                            file=path,
+                            rolled_back=True,
+                        ) from exc
             restorer.finish()
             state.restored_tables.add(name)
             report.tables[name] = restorer.stats
@@ -453,6 +464,7 @@ def _apply(
                 "(rerunning the restore is safe)",
                 table=exc.table,
                 file=exc.file,
+                rolled_back=True,
             ) from exc
         raise
 

@@ -24,6 +24,7 @@ def install_all() -> None:
             glue_jobs,
             mwaa_rest_api,
             stepfunctions_api,
+            stepfunctions_callbacks,
             stepfunctions_map_runs,
             stepfunctions_redrive,
             stepfunctions_replay,
@@ -36,6 +37,7 @@ def install_all() -> None:
         stepfunctions_timeouts.install()
         stepfunctions_redrive.install()
         stepfunctions_api.install()
+        stepfunctions_callbacks.install()  # SendTaskFailure's cause (engineer H5, metadata restore)
         glue_jobs.install()
         mwaa_rest_api.install()  # MWAA environments and InvokeRestApi (engineer H7)
         _installed = True

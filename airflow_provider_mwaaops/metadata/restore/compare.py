@@ -1,0 +1,151 @@
+"""Compare two exports row by row: the proof of a DR drill.
+
+Restore never checks itself: after restoring export A into a database, export that database again
+(B) with the same exporter and compare A with B here. Everything goes through the export format,
+so the comparison is independent of the restore's own code.
+
+Per table, rows are compared as multisets of whole rows over the columns both exports have.
+Documented exclusions, and only these:
+
+* secret columns (connection password/extra, variable value) are compared in plain text, decrypted
+  with each export's key, because Fernet tokens differ on every encryption;
+* ``trigger.kwargs`` is stored encrypted with each environment's own Fernet key: compared in plain
+  text when both keys are given, left out otherwise;
+* JSON columns are compared as parsed JSON (PostgreSQL and SQLite print the same value differently);
+* ``ignore_columns``: whatever the caller names (e.g. ids when the target already had rows).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from airflow_provider_mwaaops.metadata.manifest import Manifest, load_manifest, read_table
+from airflow_provider_mwaaops.metadata.secrets import SecretCipher
+from airflow_provider_mwaaops.metadata.sinks.base import Sink
+from airflow_provider_mwaaops.metadata.tables import get_table
+
+
+@dataclass
+class TableComparison:
+    table: str
+    rows_a: int
+    rows_b: int
+    compared_columns: list[str]
+    only_in_a: list[dict[str, Any]] = field(default_factory=list)
+    only_in_b: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        return not self.only_in_a and not self.only_in_b and self.rows_a == self.rows_b
+
+
+@dataclass
+class ExportComparison:
+    tables: dict[str, TableComparison]
+    missing_tables: list[str]
+
+    @property
+    def equal(self) -> bool:
+        return not self.missing_tables and all(t.equal for t in self.tables.values())
+
+    def describe(self, limit: int = 3) -> str:
+        lines = []
+        for name in self.missing_tables:
+            lines.append(f"{name}: has rows in the first export, missing from the second")
+        for name, result in self.tables.items():
+            status = "equal" if result.equal else "DIFFERENT"
+            lines.append(f"{name}: {result.rows_a} vs {result.rows_b} rows, {status}")
+            for row in result.only_in_a[:limit]:
+                lines.append(f"  only in first:  {row}")
+            for row in result.only_in_b[:limit]:
+                lines.append(f"  only in second: {row}")
+        return "\n".join(lines)
+
+
+def _fernet(keys: str | None) -> MultiFernet | None:
+    parts = [k.strip() for k in (keys or "").split(",") if k.strip()]
+    return MultiFernet([Fernet(k.encode()) for k in parts]) if parts else None
+
+
+def _canonical(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if kind == "json":
+        try:
+            return json.dumps(json.loads(value), sort_keys=True)
+        except (TypeError, ValueError):
+            return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _rows(
+    sink: Sink,
+    manifest: Manifest,
+    table: str,
+    columns: list[str],
+    cipher: SecretCipher | None,
+    fernet: MultiFernet | None,
+) -> list[tuple[Any, ...]]:
+    spec = get_table(table)
+    data = read_table(sink, manifest, table).select(columns).to_pylist()
+    out = []
+    for row in data:
+        for column in spec.secret_columns:
+            if column in row and row[column] is not None and cipher is not None:
+                row[column] = cipher.decrypt(str(row[column]))
+        if table == "trigger" and "kwargs" in row and fernet is not None and row["kwargs"] is not None:
+            try:
+                row["kwargs"] = json.dumps(json.loads(fernet.decrypt(row["kwargs"].encode())), sort_keys=True)
+            except InvalidToken:
+                row["kwargs"] = "<not decryptable>"
+        out.append(tuple(_canonical(row[c], spec.column_index[c].kind) for c in columns))
+    return out
+
+
+def compare_exports(
+    sink_a: Sink,
+    export_a: str,
+    sink_b: Sink,
+    export_b: str,
+    *,
+    cipher_a: SecretCipher | None = None,
+    cipher_b: SecretCipher | None = None,
+    fernet_key_a: str | None = None,
+    fernet_key_b: str | None = None,
+    tables: list[str] | None = None,
+    ignore_columns: dict[str, list[str]] | None = None,
+) -> ExportComparison:
+    """Row-by-row comparison of every table of export A with the same table in export B."""
+    manifest_a = load_manifest(sink_a, export_a)
+    manifest_b = load_manifest(sink_b, export_b)
+    fernet_a, fernet_b = _fernet(fernet_key_a), _fernet(fernet_key_b)
+    ignore = ignore_columns or {}
+    results: dict[str, TableComparison] = {}
+    missing: list[str] = []
+    for name in tables or list(manifest_a.tables):
+        entry_a = manifest_a.tables.get(name)
+        if entry_a is None:
+            continue
+        entry_b = manifest_b.tables.get(name)
+        if entry_b is None:
+            if entry_a.rows:
+                missing.append(name)
+            continue
+        columns = [c for c in entry_a.columns if c in entry_b.columns and c not in ignore.get(name, [])]
+        if name == "trigger" and (fernet_a is None or fernet_b is None):
+            columns = [c for c in columns if c != "kwargs"]
+        rows_a = Counter(_rows(sink_a, manifest_a, name, columns, cipher_a, fernet_a))
+        rows_b = Counter(_rows(sink_b, manifest_b, name, columns, cipher_b, fernet_b))
+        only_a = [dict(zip(columns, row, strict=True)) for row in (rows_a - rows_b).elements()]
+        only_b = [dict(zip(columns, row, strict=True)) for row in (rows_b - rows_a).elements()]
+        results[name] = TableComparison(
+            name, sum(rows_a.values()), sum(rows_b.values()), columns, only_a, only_b
+        )
+    return ExportComparison(results, missing)
