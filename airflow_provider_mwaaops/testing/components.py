@@ -192,7 +192,7 @@ class AirflowComponent:
         except FileNotFoundError:
             return ""
 
-    def tail(self, lines: int = 40) -> str:
+    def tail(self, lines: int = 60) -> str:
         return "\n".join(self.output().splitlines()[-lines:])
 
     def check_running(self) -> None:
