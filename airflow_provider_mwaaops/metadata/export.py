@@ -215,7 +215,7 @@ def run_export(
 
 
 def _window(source: MetadataSource, plan: ExportPlan, spec: TableSpec, columns: list[str]) -> ReadWindow:
-    if spec.watermark is None or spec.watermark not in columns:
+    if source.watermark_column(spec, columns) is None:
         return ReadWindow()
     high = source.watermark_high(spec)
     low: datetime | None = None
@@ -242,7 +242,7 @@ def _export_table(
         log.info("Table %s does not exist in this source: skipped", spec.name)
         return None
     window = _window(source, plan, spec, columns)
-    has_watermark = spec.watermark is not None and spec.watermark in columns
+    has_watermark = source.watermark_column(spec, columns) is not None
     entry = TableEntry(
         name=spec.name,
         columns=columns,

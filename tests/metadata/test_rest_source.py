@@ -103,7 +103,7 @@ def history(mwaaops_airflow: Any) -> dict[str, Any]:
             )
     Variable.set("rest_src_canary", CANARY_VALUE, description="canary")
     Variable.set("rest_src_json", json.dumps({"k": [1, 2, 3]}))
-    return {"runs": runs}
+    return {"runs": runs, "dags": {"retry": retry, "fail": fail}}
 
 
 @pytest.fixture(scope="module")
@@ -373,3 +373,30 @@ def test_rest_source_is_not_available_on_airflow_2() -> None:
 
     with pytest.raises(RestSourceUnavailable, match=r"not available on Airflow 2.*DatabaseSource"):
         RestSource(AirflowApiClient.from_url("http://127.0.0.1:8080"))
+
+
+@airflow3
+def test_incremental_rest_export_of_runs_filters_on_updated_at(
+    small_page_api: Any, history: Any, tmp_path: Path
+) -> None:
+    """dag_run / task_instance: the API filters on updated_at (which it never returns)."""
+    from airflow_provider_mwaaops.metadata.sources.rest import RestSource
+    from airflow_provider_mwaaops.testing.dag_runner import run_dag
+    from airflow_provider_mwaaops.testing.emulator import patched_environ
+
+    tables = ["dag_run", "task_instance"]
+    first = _export(RestSource(_url_client(small_page_api)), tmp_path, tables=tables, export_id="r1")
+    assert first.tables["dag_run"].watermark_column == "updated_at"
+    assert first.tables["dag_run"].rows >= 3
+    with patched_environ({"AIRFLOW__MWAAOPS__LOG_FORWARDER_ENABLED": "False"}):
+        new_run = run_dag(history["dags"]["fail"], conf={"incremental": 1})
+    second = _export(
+        RestSource(_url_client(small_page_api)), tmp_path, tables=tables, export_id="r2", mode="incremental"
+    )
+    assert second.tables["dag_run"].watermark_low == first.tables["dag_run"].watermark_high
+    assert [(r["dag_id"], r["run_id"]) for r in _rows(tmp_path, second, "dag_run")] == [
+        ("rest_src_fail", new_run.run_id)
+    ]
+    assert [(r["task_id"], r["run_id"], r["state"]) for r in _rows(tmp_path, second, "task_instance")] == [
+        ("boom", new_run.run_id, "failed")
+    ]

@@ -54,6 +54,14 @@ class MetadataSource(abc.ABC):
     def keyset(self, spec: TableSpec) -> list[str]:
         """Columns that order (and paginate) the table's rows."""
 
+    def watermark_column(self, spec: TableSpec, columns: list[str]) -> str | None:
+        """The column bounding this table's incremental reads, or ``None`` (copied whole).
+
+        The catalog's watermark when the source has that column. A source may also filter on a
+        column it cannot return (the REST API filters on ``updated_at`` but does not send it).
+        """
+        return spec.watermark if spec.watermark is not None and spec.watermark in columns else None
+
     @abc.abstractmethod
     def watermark_high(self, spec: TableSpec) -> datetime | None:
         """The current maximum of the table's watermark column (captured before reading)."""

@@ -16,8 +16,8 @@ and it is written as null), nothing is invented. In short (details in ``docs/com
   extras whose keys Airflow considers sensitive come back masked (``***``) and are exported as null.
 - ``log`` is incremental on ``dttm`` (the API's ``after``/``before`` filters), ``job`` on
   ``latest_heartbeat`` (filtered client-side). ``dag_run`` and ``task_instance`` are filtered by
-  ``updated_at`` on the server when the pipeline passes a window through
-  :meth:`RestSource.filter_watermark`, but the API does not return ``updated_at`` itself.
+  ``updated_at`` on the server (:meth:`RestSource.watermark_column`), although the API does not
+  return ``updated_at`` itself: their high watermark is the export's start time less a margin.
 
 Pages are offset/limit, ordered by a stable key (``id`` where the API sorts by it), within the
 server's ``[api] maximum_page_limit``; see :meth:`AirflowApiClient.paginate`.
@@ -382,8 +382,10 @@ class RestSource(MetadataSource):
     ``client``: an :class:`AirflowApiClient` (default: :meth:`AirflowApiClient.from_config`).
     ``page_size``: items asked for per call; the server caps it at ``[api] maximum_page_limit``.
     ``watermark_lag``: for watermarks the API filters on but does not return (``updated_at``), the
-    high watermark is the export's start time minus this margin, so rows committed late by a
-    slower clock are picked up by the next export rather than lost.
+    high watermark is the time the source was created minus this margin. Raise it when the
+    exporter's clock may run ahead of the Airflow components' clocks, or when transactions commit
+    long after they stamp ``updated_at``: rows inside the margin go to the next export instead of
+    being missed by both.
     """
 
     kind = "rest"
@@ -393,7 +395,7 @@ class RestSource(MetadataSource):
         client: AirflowApiClient | None = None,
         *,
         page_size: int = 100,
-        watermark_lag: timedelta = timedelta(seconds=30),
+        watermark_lag: timedelta = timedelta(0),
         max_path_length: int | None = None,
     ) -> None:
         from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
@@ -480,12 +482,11 @@ class RestSource(MetadataSource):
     def keyset(self, spec: TableSpec) -> list[str]:
         return list(_TABLES[spec.name].keyset)
 
-    def filter_watermark(self, spec: TableSpec) -> str | None:
-        """The watermark the API can filter this table on, even where it does not return it."""
-        columns = self.columns(spec) or []
-        if spec.watermark and spec.watermark in columns:
+    def watermark_column(self, spec: TableSpec, columns: list[str]) -> str | None:
+        """Also ``updated_at`` of dag_run / task_instance, which the API filters on but never returns."""
+        if spec.name in FILTER_ONLY_WATERMARKS and spec.watermark == FILTER_ONLY_WATERMARKS[spec.name]:
             return spec.watermark
-        return FILTER_ONLY_WATERMARKS.get(spec.name)
+        return super().watermark_column(spec, columns)
 
     def watermark_high(self, spec: TableSpec) -> datetime | None:
         table = _TABLES.get(spec.name)
