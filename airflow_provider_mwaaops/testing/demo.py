@@ -39,6 +39,7 @@ def run_folder(dags_folder: Path, only: list[str] | None = None) -> int:
     """Run the folder's DAGs (or only the given ids); returns the number of DAGs that did not succeed."""
     from airflow_provider_mwaaops import compat
     from airflow_provider_mwaaops.testing.dag_runner import run_dag
+    from airflow_provider_mwaaops.testing.snowflake import fake_snowflake
 
     dags, import_errors = compat.load_dags(str(dags_folder))
     for path, error in import_errors.items():
@@ -54,7 +55,8 @@ def run_folder(dags_folder: Path, only: list[str] | None = None) -> int:
         results = []
         for dag_id in selected:
             emulator.reset()
-            with emulator.activated():
+            # Snowflake DAGs run on fakesnow (a fresh in-memory database per DAG).
+            with emulator.activated(), fake_snowflake():
                 result = run_dag(dags[dag_id])
                 returned = compat.task_return_values(dag_id, result.run_id)
             results.append((dags[dag_id], result, returned))
