@@ -35,9 +35,14 @@ def _describe(dag: Any) -> str:
     return doc.split("\n\n", 1)[0].replace("\n", " ")
 
 
-def run_folder(dags_folder: Path, only: list[str] | None = None) -> int:
-    """Run the folder's DAGs (or only the given ids); returns the number of DAGs that did not succeed."""
+def run_folder(dags_folder: Path, only: list[str] | None = None, report_html: Path | None = None) -> int:
+    """Run the folder's DAGs (or only the given ids); returns the number of DAGs that did not succeed.
+
+    With ``report_html``, the run's own metadata is then exported and reported on (one more
+    failure if that does not work).
+    """
     from airflow_provider_mwaaops import compat
+    from airflow_provider_mwaaops.testing.asset_events import prepare_example
     from airflow_provider_mwaaops.testing.dag_runner import run_dag
     from airflow_provider_mwaaops.testing.snowflake import fake_snowflake
 
@@ -57,10 +62,15 @@ def run_folder(dags_folder: Path, only: list[str] | None = None) -> int:
             emulator.reset()
             # Snowflake DAGs run on fakesnow (a fresh in-memory database per DAG).
             with emulator.activated(), fake_snowflake():
+                prepare_example(dags[dag_id], emulator)  # the asset-events consumer needs an event
                 result = run_dag(dags[dag_id])
                 returned = compat.task_return_values(dag_id, result.run_id)
             results.append((dags[dag_id], result, returned))
             failures += 0 if result.succeeded else 1
+        if report_html is not None:  # metadata export of the demo's own runs, then its report
+            from airflow_provider_mwaaops.testing.metadata_demo import run_for_demo
+
+            report_text, report_ok = run_for_demo(emulator, report_html)
     finally:
         emulator.stop()
 
@@ -77,6 +87,10 @@ def run_folder(dags_folder: Path, only: list[str] | None = None) -> int:
                 line += f"  -> {_format_value(returned[task_id])}"
             print(line)
     print(f"\n{len(results) - failures} of {len(results)} DAGs succeeded")
+    if report_html is not None:
+        print("\n" + "=" * 100 + "\nThe demo's own metadata: export, report, Athena DDL\n" + "=" * 100)
+        print(report_text)
+        failures += 0 if report_ok else 1
     return failures
 
 
@@ -86,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dag-id", action="append", help="run only this DAG (repeatable)")
     parser.add_argument("--keep-home", action="store_true", help="keep the temporary AIRFLOW_HOME")
     parser.add_argument("--verbose", action="store_true", help="show Airflow's and moto's INFO logs")
+    parser.add_argument(
+        "--report-html",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "mwaaops-demo-report.html",
+        help="where the metadata report of the demo's own runs is written",
+    )
     args = parser.parse_args(argv)
     if "airflow" in sys.modules:
         parser.error("the demo must set up AIRFLOW_HOME before Airflow is imported")
@@ -104,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Embedded Airflow home: {home} (SQLite); migrating the metadata database...")
     airflow.migrate()
     try:
-        return min(run_folder(dags_folder, args.dag_id), 100)
+        return min(run_folder(dags_folder, args.dag_id, report_html=args.report_html.resolve()), 100)
     finally:
         if not args.keep_home:
             shutil.rmtree(home, ignore_errors=True)

@@ -15,14 +15,16 @@ def test_there_are_examples():
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
-def test_example_dag_succeeds(path, dag_runner):
+def test_example_dag_succeeds(path, dag_runner, aws_emulator):
     from airflow_provider_mwaaops.compat import load_dags
+    from airflow_provider_mwaaops.testing.asset_events import prepare_example
     from airflow_provider_mwaaops.testing.snowflake import fake_snowflake
 
     dags, errors = load_dags(str(path))
     assert not errors, errors
     assert dags, f"{path.name} defines no DAG"
     for dag in dags.values():
+        prepare_example(dag, aws_emulator)  # the asset-events consumer needs its producer's event
         with fake_snowflake():  # Snowflake examples run on fakesnow
             result = dag_runner(dag)
         assert result.succeeded, result

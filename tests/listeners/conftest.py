@@ -174,3 +174,24 @@ def hanging_endpoint():
     endpoint = HangingEndpoint()
     yield endpoint
     endpoint.close()
+
+
+@pytest.fixture
+def targets_named(aws_emulator) -> Callable[[str], Targets]:
+    """``targets_named(suffix)``: both targets under names ending in ``suffix``, not configured here."""
+    return lambda suffix: make_targets(aws_emulator, suffix)
+
+
+def listener_environ(suffix: str, environment: str) -> dict[str, str]:
+    """``[mwaaops]`` settings for another process, naming targets that ``make_targets`` creates."""
+    topic_arn = f"arn:aws:sns:us-east-1:123456789012:{TOPIC_NAME}{suffix}"
+    return {
+        "AIRFLOW__MWAAOPS__ASSET_EVENTS_SNS_TOPIC_ARN": topic_arn,
+        "AIRFLOW__MWAAOPS__ASSET_EVENTS_EVENT_BUS_NAME": BUS_NAME + suffix,
+        "AIRFLOW__MWAAOPS__ENVIRONMENT_NAME": environment,
+    }
+
+
+@pytest.fixture(scope="session")
+def listener_environ_for():
+    return listener_environ
