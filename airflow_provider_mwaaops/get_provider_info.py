@@ -30,11 +30,20 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://docs.aws.amazon.com/step-functions/latest/dg/redrive-executions.html",
                 "tags": ["aws"],
             },
+            {
+                "integration-name": "Amazon SNS (notifications)",
+                "external-doc-url": "https://docs.aws.amazon.com/sns/latest/dg/sns-message-filtering.html",
+                "tags": ["aws"],
+            },
         ],
         "operators": [
             {
                 "integration-name": "AWS Step Functions (redriving)",
                 "python-modules": ["airflow_provider_mwaaops.operators.step_function"],
+            },
+            {
+                "integration-name": "Amazon SNS (notifications)",
+                "python-modules": ["airflow_provider_mwaaops.operators.sns"],
             },
         ],
         "hooks": [
@@ -49,7 +58,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_mwaaops.triggers.step_function"],
             },
         ],
-        "notifications": [],
+        "notifications": ["airflow_provider_mwaaops.notifications.sns.SnsNotifier"],
         "config": {"mwaaops": _config_section()},
         "extra-links": [],
         "plugins": [

@@ -39,18 +39,18 @@ log = logging.getLogger(__name__)
 
 #: SNS rejects a publish whose message (with its attributes) exceeds 256 KiB.
 SNS_MAX_MESSAGE_BYTES = 256 * 1024
-#: SNS subjects: ASCII, no line breaks, at most 100 characters.
+#: SNS subjects are printable ASCII on one line, at most 100 characters.
 SNS_MAX_SUBJECT_CHARS = 100
 #: Room kept free under the limit for the request's own framing and rounding in our estimate.
 SIZE_SAFETY_MARGIN_BYTES = 2 * 1024
 #: Protocols that get the readable text body; every other protocol key gets the JSON document.
 TEXT_PROTOCOLS = ("default", "email")
 JSON_PROTOCOLS = ("email-json", "sqs", "lambda", "http", "https", "firehose")
-#: SMS gets one short line: carriers split long texts and charge per part.
+#: SMS subscribers get one short line, since carriers split long texts and charge per part.
 SMS_MAX_CHARS = 140
 #: Marker put where a text was cut, so a reader knows something is missing.
 TRIM_MARKER = "\n... [{count} characters trimmed to fit the SNS size limit] ...\n"
-#: Per-field ceilings before any size-based trimming: an exception message is meant to be read.
+#: Per-field ceilings before any size-based trimming (an exception message is meant to be read).
 MAX_EXCEPTION_MESSAGE_CHARS = 8 * 1024
 MAX_ATTRIBUTE_VALUE_CHARS = 256
 #: A result larger than this goes into the JSON document as cut text rather than as a value.

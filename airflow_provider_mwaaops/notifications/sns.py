@@ -23,14 +23,11 @@ import copy
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from airflow_provider_mwaaops import compat
 from airflow_provider_mwaaops.compat import BaseNotifier
 from airflow_provider_mwaaops.notifications.message import NotificationMessage, build_message
-
-if TYPE_CHECKING:
-    import jinja2
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +270,7 @@ class SnsNotifier(BaseNotifier):
         rendered.render_template_fields(context)
         return rendered
 
-    def render_template_fields(self, context: Any, jinja_env: jinja2.Environment | None = None) -> None:
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         dag = context.get("dag")
         if jinja_env is None:
             # A serialized DAG (DAG-level callbacks under dag.test() on Airflow 3) has no template
