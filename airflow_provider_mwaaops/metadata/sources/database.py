@@ -140,9 +140,10 @@ class DatabaseSource(MetadataSource):
         return info
 
     def airflow_version(self) -> str:
-        from airflow import __version__
+        # The installed distribution's version, without importing Airflow (the CLI stays light).
+        import importlib.metadata
 
-        return str(__version__)
+        return importlib.metadata.version("apache-airflow")
 
     def close(self) -> None:
         self.engine.dispose()
@@ -150,7 +151,7 @@ class DatabaseSource(MetadataSource):
     # -- schema -------------------------------------------------------------------------------
     def _table(self, name: str) -> sa.Table:
         if name not in self._tables:
-            self._tables[name] = sa.Table(name, sa.MetaData(), autoload_with=self.engine)
+            self._tables[name] = sa.Table(name, sa.MetaData(), autoload_with=self.engine, resolve_fks=False)
         return self._tables[name]
 
     def columns(self, spec: TableSpec) -> list[str] | None:
