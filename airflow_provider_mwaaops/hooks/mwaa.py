@@ -70,8 +70,10 @@ class AirflowApiResponseTooLarge(AirflowApiError):
     """The answer exceeded what the transport can carry (MWAA: 6 MB); ask for smaller pages."""
 
 
-class _Transport(Protocol):
-    #: Where requests go, for error messages: a URL or "MWAA environment 'name'".
+class ApiTransport(Protocol):
+    """Carries one API call: an API server URL (HTTP) or MWAA's InvokeRestApi."""
+
+    #: Where requests go, for error messages (a URL, or "MWAA environment 'name'").
     target: str
 
     def send(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> Any: ...
@@ -229,7 +231,7 @@ class AirflowApiClient:
 
     def __init__(
         self,
-        transport: _Transport,
+        transport: ApiTransport,
         attempts: int = DEFAULT_ATTEMPTS,
         wait: Callable[..., Any] | None = None,
     ):
@@ -238,7 +240,7 @@ class AirflowApiClient:
         # wait_exponential + wait_random rather than wait_exponential_jitter, whose arguments
         # changed between the tenacity releases MWAA images pin.
         self._wait = wait or tenacity.wait_exponential(multiplier=0.5, max=8.0) + tenacity.wait_random(0, 0.5)
-        #: The largest page the server returned when asked for more: its ``maximum_page_limit``.
+        #: The server's ``[api] maximum_page_limit``, once a page came back shorter than asked for.
         self.detected_page_limit: int | None = None
 
     # -- construction ---------------------------------------------------------------------------
@@ -420,4 +422,5 @@ __all__ = [
     "AirflowApiClient",
     "AirflowApiError",
     "AirflowApiResponseTooLarge",
+    "ApiTransport",
 ]

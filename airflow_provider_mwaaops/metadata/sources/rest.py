@@ -20,7 +20,8 @@ and it is written as null), nothing is invented. In short (details in ``docs/com
   return ``updated_at`` itself: their high watermark is the export's start time less a margin.
 
 Pages are offset/limit, ordered by a stable key (``id`` where the API sorts by it), within the
-server's ``[api] maximum_page_limit``; see :meth:`AirflowApiClient.paginate`.
+server's ``[api] maximum_page_limit``; see
+:meth:`~airflow_provider_mwaaops.hooks.mwaa.AirflowApiClient.paginate`.
 """
 
 from __future__ import annotations
@@ -379,7 +380,8 @@ def _parse_ts(value: Any) -> datetime | None:
 class RestSource(MetadataSource):
     """Airflow 3's metadata read through its REST API (a URL with a token, or MWAA InvokeRestApi).
 
-    ``client``: an :class:`AirflowApiClient` (default: :meth:`AirflowApiClient.from_config`).
+    ``client``: an :class:`~airflow_provider_mwaaops.hooks.mwaa.AirflowApiClient` (default:
+    :meth:`~airflow_provider_mwaaops.hooks.mwaa.AirflowApiClient.from_config`).
     ``page_size``: items asked for per call; the server caps it at ``[api] maximum_page_limit``.
     ``watermark_lag``: for watermarks the API filters on but does not return (``updated_at``), the
     high watermark is the time the source was created minus this margin. Raise it when the

@@ -1,7 +1,7 @@
 """Amazon MWAA in the emulator: environments and ``InvokeRestApi``, which moto does not have at all.
 
 moto ships no MWAA service, so this module adds one the way moto's own services are built: a
-``BackendDict`` of :class:`MwaaBackend` (per account and region, emptied by ``/moto-api/reset``), a
+``BackendDict`` of ``MwaaBackend`` (per account and region, emptied by ``/moto-api/reset``), a
 ``BaseResponse`` whose actions moto's router finds from botocore's MWAA model, and URL patterns
 registered in moto's backend index so the server dispatches requests signed for ``airflow`` here.
 
