@@ -66,6 +66,7 @@ _EXTERNAL = (
     r"collections\.abc(\..*)?",
     r"types(\..*)?",
     r"datetime(\..*)?",
+    r"enum(\..*)?",
     r"contextlib(\..*)?",
     r"Context",  # Airflow's task context, imported only for type checking
     r"Config",  # botocore.config.Config
