@@ -38,7 +38,10 @@ class MetadataExportOperator(BaseOperator):
     :param previous_export_id: the export an incremental one continues from; default: the most
         recently finished under ``destination``. (templated)
     :param tables: table names to export; default: every table but ``xcom``. (templated)
-    :param source: ``"database"`` (SQLAlchemy reads of the metadata DB).
+    :param source: ``"database"`` (SQLAlchemy reads of the metadata DB) or ``"rest"`` (Airflow 3's
+        public REST API, for where tasks cannot reach the database: the API that ``[mwaaops]``
+        names, ``mwaa_environment_name`` through MWAA's InvokeRestApi or ``api_url`` with
+        ``api_username`` / ``api_password``; see the metadata docs for what it cannot capture).
     :param db_conn_id: Airflow connection to the metadata database (needed on Airflow 3, whose
         tasks may not use the ORM); default: this Airflow's ``[database] sql_alchemy_conn``.
     :param sql_alchemy_url: the database as a SQLAlchemy URL instead of a connection. (templated)
@@ -96,8 +99,8 @@ class MetadataExportOperator(BaseOperator):
             raise ValueError(f"mode={mode!r}: use one of {', '.join(MODES)}")
         if secrets not in SECRET_MODES:
             raise ValueError(f"secrets={secrets!r}: use one of {', '.join(SECRET_MODES)}")
-        if source != "database":
-            raise ValueError(f"source={source!r}: use 'database'")
+        if source not in ("database", "rest"):
+            raise ValueError(f"source={source!r}: use 'database' or 'rest'")
         self.destination = destination
         self.export_id = export_id
         self.mode = mode
@@ -117,6 +120,10 @@ class MetadataExportOperator(BaseOperator):
         self.region_name = region_name
 
     def make_source(self) -> MetadataSource:
+        if self.source == "rest":  # Airflow 3 tasks cannot reach the database; the API can
+            from airflow_provider_mwaaops.metadata.sources.rest import RestSource
+
+            return RestSource()
         from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource
 
         return DatabaseSource(self.sql_alchemy_url, self.db_conn_id, chunk_timeout=self.chunk_timeout)

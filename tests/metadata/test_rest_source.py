@@ -400,3 +400,34 @@ def test_incremental_rest_export_of_runs_filters_on_updated_at(
     assert [(r["task_id"], r["run_id"], r["state"]) for r in _rows(tmp_path, second, "task_instance")] == [
         ("boom", new_run.run_id, "failed")
     ]
+
+
+@airflow3
+def test_export_operator_with_the_rest_source(small_page_api: Any, history: Any, tmp_path: Path) -> None:
+    """MetadataExportOperator(source="rest") in a DAG run, configured the way a deployment is: [mwaaops]."""
+    from airflow_provider_mwaaops.compat import DAG
+    from airflow_provider_mwaaops.operators.metadata import MetadataExportOperator
+    from airflow_provider_mwaaops.testing.dag_runner import run_dag
+    from airflow_provider_mwaaops.testing.emulator import patched_environ
+
+    with DAG("rest_src_export", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        MetadataExportOperator(
+            task_id="export", destination=str(tmp_path), source="rest", tables=["dag_run", "log", "slot_pool"]
+        )
+    environ = {
+        "AIRFLOW__MWAAOPS__API_URL": small_page_api.url,
+        "AIRFLOW__MWAAOPS__API_USERNAME": "admin",
+        "AIRFLOW__MWAAOPS__API_PASSWORD": small_page_api.password,
+        "AIRFLOW__MWAAOPS__MWAA_ENVIRONMENT_NAME": "",
+        "AIRFLOW__MWAAOPS__LOG_FORWARDER_ENABLED": "False",
+    }
+    with patched_environ(environ):
+        result = run_dag(dag)
+    assert result.succeeded, result.task_states
+    manifests = list(tmp_path.rglob("manifest.json"))
+    assert len(manifests) == 1
+    manifest = json.loads(manifests[0].read_text())
+    assert manifest["source"]["kind"] == "rest"
+    assert manifest["source"]["api"] == f"{small_page_api.url}/api/v2"
+    assert manifest["tables"]["dag_run"]["rows"] >= len(history["runs"])
+    assert manifest["tables"]["slot_pool"]["rows"] >= 10
