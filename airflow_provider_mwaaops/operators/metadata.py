@@ -101,6 +101,14 @@ class MetadataExportOperator(BaseOperator):
             raise ValueError(f"secrets={secrets!r}: use one of {', '.join(SECRET_MODES)}")
         if source not in ("database", "rest"):
             raise ValueError(f"source={source!r}: use 'database' or 'rest'")
+        if source == "rest":
+            from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
+
+            if not AIRFLOW_V_3_0_PLUS:
+                raise ValueError(
+                    "source='rest' reads Airflow 3's REST API v2; on Airflow 2 tasks may read the "
+                    "metadata database: use source='database'"
+                )
         self.destination = destination
         self.export_id = export_id
         self.mode = mode

@@ -431,3 +431,11 @@ def test_export_operator_with_the_rest_source(small_page_api: Any, history: Any,
     assert manifest["source"]["api"] == f"{small_page_api.url}/api/v2"
     assert manifest["tables"]["dag_run"]["rows"] >= len(history["runs"])
     assert manifest["tables"]["slot_pool"]["rows"] >= 10
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="Airflow 2 behaviour")
+def test_export_operator_refuses_the_rest_source_on_airflow_2(tmp_path: Path) -> None:
+    from airflow_provider_mwaaops.operators.metadata import MetadataExportOperator
+
+    with pytest.raises(ValueError, match=r"source='rest' reads Airflow 3's REST API v2.*source='database'"):
+        MetadataExportOperator(task_id="export", destination=str(tmp_path), source="rest")
