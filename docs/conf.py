@@ -73,6 +73,11 @@ _EXTERNAL = (
     r"AioBaseClient",
     r"AioSession",
     r"airflow_provider_mwaaops\..*\._?T",  # TypeVars have no page of their own
+    # metadata analysis (report, Athena, Snowflake): Arrow, DuckDB and the Snowflake provider
+    r"(pyarrow|pa|pafs|ds)(\..*)?",
+    r"duckdb(\..*)?",
+    r"SnowflakeHook",
+    r"Path",
 )
 nitpick_ignore_regex = [(r"py:.*", pattern) for pattern in _EXTERNAL]
 

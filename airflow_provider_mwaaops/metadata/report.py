@@ -27,6 +27,8 @@ from airflow_provider_mwaaops.metadata.analysis.console import (
 if TYPE_CHECKING:
     import duckdb
 
+    from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
+
 #: How many tasks the "slowest" and "retry hot spots" sections list by default.
 DEFAULT_TOP = 10
 
@@ -170,7 +172,8 @@ class MetadataReport:
                 f"Airflow metadata report: {self.source} "
                 f"({len(self.export_ids)} export(s); unique rows: {unique})",
                 "Runs per DAG and month (UTC)\n" + monthly,
-                "Slowest tasks\n" + slowest,
+                "Slowest tasks\n"
+                + (slowest if self.slowest_tasks else "(no task instance with both a start and an end)"),
                 "Retry hot spots\n" + (retries if self.retry_hot_spots else "(no task needed a retry)"),
             ]
         )
@@ -225,10 +228,15 @@ def build_report(
         region_name=region_name,
         verify=verify,
     )
+    return report_from_reader(reader, top=top)
+
+
+def report_from_reader(reader: ExportReader, top: int = DEFAULT_TOP) -> MetadataReport:
+    """The report of exports already opened (the Athena DDL can then reuse the same reader)."""
     with reader.connect(tables=tuple(queries.REQUIRED_COLUMNS)) as loaded:
         monthly, slowest, retries = analyse(loaded.connection, top=top)
         return MetadataReport(
-            source=export_uri,
+            source=reader.uri,
             export_ids=[export.export_id for export in reader.exports],
             rows_read=loaded.rows_read,
             rows_unique=loaded.rows_unique,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-#: Natural keys: the same on Airflow 2.11 and 3.x, unlike the surrogate ids (3.x gives
+#: Natural keys, the same on Airflow 2.11 and 3.x, unlike the surrogate ids (3.x gives
 #: task_instance a UUID primary key) that a restore into another database may renumber.
 NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "dag_run": ("dag_id", "run_id"),
@@ -37,7 +37,7 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-#: Name of the column that orders copies of one row: higher is newer (the export's position).
+#: Name of the column that orders copies of one row (the export's position; higher is newer).
 EXPORT_ORDER_COLUMN = "_mwaaops_export_order"
 
 
@@ -45,7 +45,7 @@ def dedupe_sql(
     source: str,
     columns: Sequence[str],
     key: Sequence[str],
-    order_by: str = f'"{EXPORT_ORDER_COLUMN}" DESC',
+    order_by: str | None = None,
 ) -> str:
     """``SELECT`` the newest copy of each row of ``source`` (all exports stacked) by natural ``key``.
 
@@ -53,6 +53,7 @@ def dedupe_sql(
     between) must count once, with the later state: the first copy in ``order_by`` (the highest
     export order) wins. Written with explicit columns (no ``EXCLUDE``) so Athena runs it too.
     """
+    order_by = order_by or f"{quote(EXPORT_ORDER_COLUMN)} DESC"
     keys = ", ".join(quote(column) for column in key)
     cols = ", ".join(quote(column) for column in columns)
     # Identifiers are quoted here and come from the export catalog, never from user text.
@@ -122,7 +123,7 @@ def monthly_sql(dag_run: str = "dag_run") -> str:
 
 MONTHLY_SQL = monthly_sql()
 
-#: Task duration: Airflow's own ``duration`` column is not filled for every state on every
+#: Task duration. Airflow's own ``duration`` column is not filled for every state on every
 #: line, so it is derived from start and end, which both lines always set for finished tries.
 _TASK_DURATION = "CAST(date_diff('millisecond', start_date, end_date) AS double) / 1000"
 

@@ -54,7 +54,7 @@ class ExportEntry:
 
     @property
     def sort_key(self) -> tuple[str, str]:
-        """Exports are ordered as the exporter orders them: by finish time, then id."""
+        """Exports are ordered as the exporter orders them (by finish time, then id)."""
         return (self.manifest.finished_at or "", self.manifest.export_id)
 
 
@@ -62,7 +62,8 @@ class ExportEntry:
 class LoadedTables:
     """A DuckDB connection holding the deduplicated tables, with row counts before and after."""
 
-    connection: duckdb.DuckDBPyConnection
+    #: ``duckdb.DuckDBPyConnection`` (DuckDB is an optional dependency, imported when used).
+    connection: Any
     rows_read: dict[str, int]
     rows_unique: dict[str, int]
 

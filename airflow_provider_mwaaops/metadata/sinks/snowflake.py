@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Tables loaded when the caller names none: what the report reads.
+#: Tables loaded when the caller names none (what the report reads).
 DEFAULT_TABLES: tuple[str, ...] = ("dag_run", "task_instance")
 #: Rows per ``write_pandas`` call: bounds memory (Arrow -> pandas copies a batch) on big tables.
 DEFAULT_BATCH_ROWS = 100_000
