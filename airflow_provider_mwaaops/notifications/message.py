@@ -281,7 +281,8 @@ def collect_fields(context: Mapping[str, Any], environment_name: str | None = No
         _shorten(exception_message, MAX_EXCEPTION_MESSAGE_CHARS) if exception_message else None
     )
     fields["traceback"] = trace
-    fields["end_reason"] = _end_reason(context)
+    # Only a try (or run) that ended badly can have been ended by Airflow; skip the lookup otherwise.
+    fields["end_reason"] = _end_reason(context) if fields["state"] in ("failed", "up_for_retry") else None
     return fields
 
 
@@ -457,6 +458,12 @@ def build_message(
         if len(result_text) > MAX_RESULT_DOCUMENT_CHARS:
             # The readable body carries the (trimmable) text; the document keeps a cut copy only.
             result = _shorten(result_text, MAX_RESULT_DOCUMENT_CHARS)
+    # Masked first (a cut must not split a secret the masker would then miss), then capped: no
+    # text longer than the byte budget can fit, and measuring copies of megabytes costs seconds.
+    for key in _FREE_TEXT_FIELDS:
+        if isinstance(fields.get(key), str):
+            fields[key] = _shorten(fields[key], max_bytes)
+    body = _shorten(body, max_bytes) if body else None
     headline = _mask(subject) if subject else default_subject(fields)
     attributes = _attributes(fields, extra_attributes)
 
