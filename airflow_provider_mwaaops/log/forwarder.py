@@ -47,6 +47,22 @@ def forward_reasons(task_instance: Any, source: EventLogSource | None = None) ->
     return reasons
 
 
+def _first_try(task_instance: Any) -> bool:
+    return int(getattr(task_instance, "try_number", 0) or 0) <= 1
+
+
+def _through_mwaa_api() -> bool:
+    """Whether lookups go through MWAA's InvokeRestApi (Airflow 3 with ``mwaa_environment_name``).
+
+    MWAA allows about 10 API requests per second per environment. A first try can only have been
+    requeued (stuck in queued), which is rare; looking that up at every task start would spend the
+    environment's whole budget on busy days, so through MWAA only retries are looked up.
+    """
+    if not compat.AIRFLOW_V_3_0_PLUS:
+        return False
+    return bool(compat.conf.get("mwaaops", "mwaa_environment_name", fallback=""))
+
+
 class LogForwarder:
     """The listener object; ``source`` is for tests (default: the line's event-log source)."""
 
@@ -58,6 +74,8 @@ class LogForwarder:
         try:
             if not forwarder_enabled() or compat.task_instance_resumed(task_instance):
                 return
+            if self._source is None and _first_try(task_instance) and _through_mwaa_api():
+                return  # see _through_mwaa_api
             forward_reasons(task_instance, source=self._source)
         except Exception:  # never into Airflow: on 2.11 an exception here fails the task
             log.debug("mwaaops log forwarder failed", exc_info=True)

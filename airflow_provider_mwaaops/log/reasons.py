@@ -355,6 +355,9 @@ def default_source() -> EventLogSource:
 # -- fail-safe lookups --------------------------------------------------------------------------
 
 _reported_failures: set[str] = set()
+#: Final states no scheduler decision leads to (``TaskInstanceState.SUCCESS`` renders as "success"
+#: or "TaskInstanceState.SUCCESS" depending on the line).
+_NOT_ENDED_BY_AIRFLOW = ("success", "skipped")
 
 
 def _report_once(what: str, err: BaseException) -> None:
@@ -410,8 +413,8 @@ def end_reason_from_context(
     """
     try:
         ti = context.get("task_instance") or context.get("ti")
-        if ti is None:
-            return None
+        if ti is None or str(getattr(ti, "state", "") or "").lower().endswith(_NOT_ENDED_BY_AIRFLOW):
+            return None  # a success callback costs no lookup
         ended = [r for r in lookup_reasons_for_try(ti, source=source) if r.ended_try]
         return ended[-1] if ended else None
     except Exception as err:
