@@ -198,3 +198,20 @@ def test_async_publish_failure_is_logged_not_raised(aws_emulator, caplog):
     with caplog.at_level(logging.ERROR):
         asyncio.run(main())
     assert any(MISSING_TOPIC in r.getMessage() for r in caplog.records)
+
+
+def test_airflow_lists_the_notifier(mwaaops_airflow):
+    """Registered through get_provider_info: ``airflow providers notifications`` shows it."""
+    import os
+    import subprocess
+    import sys
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "airflow", "providers", "notifications", "-o", "json"],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
+    assert "airflow_provider_mwaaops.notifications.sns.SnsNotifier" in listed

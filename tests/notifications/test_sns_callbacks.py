@@ -14,13 +14,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS, DAG, Variable, task
+from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS, DAG, BaseHook, Variable, task
 from airflow_provider_mwaaops.notifications.message import SNS_MAX_MESSAGE_BYTES
 from airflow_provider_mwaaops.notifications.sns import SnsNotifier
 
 from .conftest import Received, SnsInbox
 
 SECRET = "hunter2-Very-Secret-Pa55"
+CONNECTION_PASSWORD = "conn-Pa55w0rd-for-etl"
 ONE_MB = 1024 * 1024
 ENVIRONMENT = "h1-test-env"
 
@@ -49,7 +50,9 @@ def callbacks_dag() -> DAG:
             # A sensitive Variable (its name says "password") is registered with the secrets masker
             # when read; a careless error message then carries it.
             password = Variable.get("warehouse_password")
-            raise ConnectionError(f"login refused for user etl with password {password}")
+            # A connection's password is registered with the masker when the connection is read.
+            dsn = BaseHook.get_connection("warehouse").get_uri()
+            raise ConnectionError(f"login refused for user etl with password {password} at {dsn}")
 
         @task(on_failure_callback=notifier)
         def mapped(size: int) -> None:
@@ -75,6 +78,7 @@ def delivered(mwaaops_airflow, _mwaaops_emulator_server) -> Iterator[tuple[list[
         environ = {
             "AIRFLOW_VAR_TARGET_SNS_ARN": inbox.topic_arn,
             "AIRFLOW_VAR_WAREHOUSE_PASSWORD": SECRET,
+            "AIRFLOW_CONN_WAREHOUSE": f"postgres://etl:{CONNECTION_PASSWORD}@warehouse.internal:5432/dw",
             "AIRFLOW__MWAAOPS__ENVIRONMENT_NAME": ENVIRONMENT,
         }
         with patched_environ(environ):
@@ -171,7 +175,9 @@ def test_secret_in_the_exception_is_masked_everywhere(delivered):
     for message in pick(messages, task_id="retries_then_fails"):
         envelope = message.body + json.dumps(message.attributes) + (message.subject or "")
         assert SECRET not in envelope
+        assert CONNECTION_PASSWORD not in envelope
         assert "password ***" in message.document["exception_message"]
+        assert "postgres://etl:***@warehouse.internal" in message.document["exception_message"]
 
 
 def test_one_megabyte_traceback_still_fits(delivered):
