@@ -32,7 +32,9 @@ def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
             out = {}
             for name in sa.inspect(conn).get_table_names():
                 rows = conn.execute(sa.text(f'SELECT * FROM "{name}"')).fetchall()
-                out[name] = sorted(tuple(map(repr, row)) for row in rows)
+                out[name] = sorted(
+                    tuple(repr(bytes(v) if isinstance(v, memoryview) else v) for v in row) for row in rows
+                )
             return out
     finally:
         engine.dispose()

@@ -12,6 +12,8 @@ Documented exclusions, and only these:
 * ``trigger.kwargs`` is stored encrypted with each environment's own Fernet key: compared in plain
   text when both keys are given, left out otherwise;
 * JSON columns are compared as parsed JSON (PostgreSQL and SQLite print the same value differently);
+* ``log_template.created_at``: every ``airflow db migrate`` writes the log templates itself, with
+  its own timestamp; restore matches them on their content and keeps the target's rows;
 * ``ignore_columns``: whatever the caller names (e.g. ids when the target already had rows).
 """
 
@@ -28,6 +30,9 @@ from airflow_provider_mwaaops.metadata.manifest import Manifest, load_manifest, 
 from airflow_provider_mwaaops.metadata.secrets import SecretCipher
 from airflow_provider_mwaaops.metadata.sinks.base import Sink
 from airflow_provider_mwaaops.metadata.tables import get_table
+
+#: Columns that legitimately differ after a restore into a freshly migrated database.
+ALWAYS_IGNORED: dict[str, tuple[str, ...]] = {"log_template": ("created_at",)}
 
 
 @dataclass
@@ -126,7 +131,9 @@ def compare_exports(
     manifest_a = load_manifest(sink_a, export_a)
     manifest_b = load_manifest(sink_b, export_b)
     fernet_a, fernet_b = _fernet(fernet_key_a), _fernet(fernet_key_b)
-    ignore = ignore_columns or {}
+    ignore: dict[str, list[str]] = {name: list(cols) for name, cols in ALWAYS_IGNORED.items()}
+    for name, cols in (ignore_columns or {}).items():
+        ignore.setdefault(name, []).extend(cols)
     results: dict[str, TableComparison] = {}
     missing: list[str] = []
     for name in tables or list(manifest_a.tables):

@@ -99,18 +99,26 @@ class ClaimedIds:
         return value in self._others
 
 
+def _id_maps() -> dict[str, dict[Any, Any]]:
+    return defaultdict(dict)
+
+
+def _known_ids() -> dict[str, ClaimedIds]:
+    return defaultdict(ClaimedIds)
+
+
 @dataclass
 class RestoreState:
     """What tables restored earlier in the same run tell the later ones."""
 
     connection: Connection
     dry_run: bool
-    #: table -> {source id: target id}, only for ids that changed.
-    id_maps: dict[str, dict[Any, Any]] = field(default_factory=lambda: defaultdict(dict))
+    #: Per table, source id -> target id, only for ids that changed.
+    id_maps: dict[str, dict[Any, Any]] = field(default_factory=_id_maps)
     #: tables whose exported rows this run restores (references into them are never guessed).
     restored_tables: set[str] = field(default_factory=set)
     #: table -> source ids the export carried (to tell "kept id" from "dangling reference").
-    known_ids: dict[str, ClaimedIds] = field(default_factory=lambda: defaultdict(ClaimedIds))
+    known_ids: dict[str, ClaimedIds] = field(default_factory=_known_ids)
 
     @property
     def dialect(self) -> str:

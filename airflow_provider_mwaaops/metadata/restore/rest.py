@@ -58,7 +58,8 @@ def _latest_rows(sink: Sink, manifests: list[Manifest], table: str, key: str) ->
 
 
 class RestApiRestorer:
-    """Restores variables, pools and connections through an :class:`AirflowApiClient`."""
+    """Restores variables, pools and connections through an
+    :class:`~airflow_provider_mwaaops.hooks.mwaa.AirflowApiClient`."""
 
     def __init__(self, client: Any, cipher: SecretCipher | None, dry_run: bool) -> None:
         self.client = client

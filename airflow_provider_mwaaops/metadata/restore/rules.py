@@ -22,8 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-#: ``upsert``: the export wins for rows that exist; ``insert_only``: rows the target already has are
-#: left alone (tables that the target's own DAG processor owns: dag, dag_bundle, dag_version...).
+#: With ``upsert`` the export wins for rows that exist; with ``insert_only`` rows the target already
+#: has are left alone (tables that the target's own DAG processor owns: dag, dag_bundle, dag_version...).
 Mode = Literal["upsert", "insert_only"]
 
 
@@ -80,16 +80,14 @@ _TI_REFERENCES = {
 }
 _DAG_RUN_BY_KEY = NaturalReference("dag_run", "id", (("dag_id", "dag_id"), ("run_id", "run_id")))
 
-#: Restore order: every table after the tables it references. mwaa-dr's order (variable,
+#: The restore order, every table after the tables it references. mwaa-dr's order (variable,
 #: connection, slot_pool, log, job, dag_run, trigger, task_instance, task_fail, xcom) plus the
 #: tables it never had: the 3.x versioned tables (dag_bundle, dag, dag_version...) that task
 #: instances and dag runs point at, history, notes, reschedules and backfills.
 RULES: tuple[TableRule, ...] = (
+    # Every `airflow db migrate` writes these rows itself, with its own created_at: match on content.
     TableRule(
-        "log_template",
-        fingerprint=("created_at", "filename", "elasticsearch_id"),
-        surrogate="id",
-        mode="insert_only",
+        "log_template", fingerprint=("filename", "elasticsearch_id"), surrogate="id", mode="insert_only"
     ),
     TableRule("team", conflict_keys=(("name",),), mode="insert_only"),
     TableRule("variable", conflict_keys=(("key",),), surrogate="id"),
@@ -194,8 +192,8 @@ RULES: tuple[TableRule, ...] = (
 RULES_BY_NAME: dict[str, TableRule] = {rule.name: rule for rule in RULES}
 RESTORE_ORDER: tuple[str, ...] = tuple(rule.name for rule in RULES)
 
-#: Tables whose rows a fresh environment never has: any row in them makes a target "not empty" for a
-#: strict restore. job and log are not among them: a running environment writes them constantly; nor
+#: Tables whose rows a fresh environment never has; any row in them makes a target "not empty" for
+#: a strict restore. job and log are not among them: a running environment writes them constantly; nor
 #: slot_pool's default_pool, dag_bundle or log_template, which ``airflow db migrate`` creates.
 STRICT_TABLES: tuple[str, ...] = (
     "dag_run",

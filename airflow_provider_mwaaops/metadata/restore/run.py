@@ -365,8 +365,8 @@ def restore_metadata(
 ) -> RestoreReport:
     """Restore export ``export_id`` (with the exports it builds on) into the database at ``target_url``.
 
-    Raises :class:`RestoreError` before any write for a bad export or target, and after rolling back
-    for a failure while writing.
+    Raises :class:`~airflow_provider_mwaaops.metadata.restore.errors.RestoreError` before any write
+    for a bad export or target, and after rolling back for a failure while writing.
     """
     options = options or RestoreOptions()
     started = time.monotonic()

@@ -6,7 +6,7 @@ kwargs are stored as Airflow keeps them, encrypted with the *source* environment
 target has its own Fernet key, so every secret is turned into plain text in memory and encrypted
 again with the target's key, exactly as Airflow itself would store it.
 
-Comparisons happen in plain text (:meth:`SecretCodec.reveal`), because Fernet tokens differ on
+Comparisons happen in plain text (``SecretCodec.reveal``), because Fernet tokens differ on
 every encryption: comparing ciphertext would make every second restore "update" every secret.
 """
 
@@ -62,7 +62,7 @@ class SecretCodec:
         self.export_cipher = export_cipher
         self.target = _fernet(target_fernet_key)
         self.source = _fernet(source_fernet_key)
-        #: "table.column: reason" -> rows, for the report.
+        #: Count per "table.column and reason", for the report.
         self.notes: dict[str, int] = {}
 
     def _note(self, what: str) -> None:
