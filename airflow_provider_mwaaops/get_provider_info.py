@@ -112,7 +112,8 @@ def _config_section() -> dict[str, Any]:
                 example="default",
             ),
             "asset_events_include": _option(
-                "Comma-separated glob patterns of asset URIs to publish; empty means all.",
+                "Comma-separated glob patterns (fnmatch, case-sensitive) of asset URIs to publish; "
+                "empty means all.",
                 example="s3://data-lake/*",
             ),
             "asset_events_exclude": _option(

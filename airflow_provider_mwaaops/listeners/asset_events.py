@@ -32,7 +32,9 @@ from airflow_provider_mwaaops.listeners.publisher import EventPublisher, Publish
 
 log = logging.getLogger(__name__)
 
+#: The ``schema`` field of every published payload.
 PAYLOAD_SCHEMA = "mwaaops.asset_event"
+#: The payload's format version (the ``version`` field); bumped for incompatible changes only.
 PAYLOAD_VERSION = 1
 CONFIG_SECTION = "mwaaops"
 DEFAULT_QUEUE_SIZE = 1000
@@ -129,7 +131,8 @@ class AssetEventsListener:
     """Listener (pluggy hookimpls) that publishes asset/dataset events outward.
 
     The module-level :data:`asset_events_listener` is the instance the plugin registers; tests may
-    build their own with a custom :class:`EventPublisher`.
+    build their own with a custom
+    :class:`~airflow_provider_mwaaops.listeners.publisher.EventPublisher`.
     """
 
     def __init__(self, publisher: EventPublisher | None = None):

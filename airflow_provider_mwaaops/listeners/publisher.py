@@ -32,8 +32,8 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-#: botocore timeouts for publishing: a hanging endpoint costs the worker thread at most about
-#: connect + read per attempt, never the caller.
+#: Connect timeout of the publishing clients (seconds). With the read timeout and the attempts
+#: below, a hanging endpoint costs the worker thread a bounded time and the caller nothing.
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 5.0
 MAX_ATTEMPTS = 2
