@@ -3,7 +3,8 @@
 After the example DAGs have run, their history is real rows in the demo's metadata database. This
 exports them with the exporter (to the embedded AWS's S3, secrets excluded), reads the export back
 like a user would (``mwaaops metadata report``), writes the HTML report, and returns the console
-table and the Athena DDL for the summary.
+table and the Athena DDL for the summary. Finally the same rows are loaded into Snowflake (fakesnow,
+when installed) as a warehouse would receive them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
     from airflow_provider_mwaaops.testing.emulator import AwsEmulator
 
 DEMO_BUCKET = "mwaaops-demo-metadata"
@@ -31,6 +33,13 @@ class DemoReport:
     html_s3: str
     console_table: str
     athena_ddl: str
+    snowflake_rows: dict[str, int] | None = None
+
+    def _snowflake_line(self) -> str:
+        if self.snowflake_rows is None:
+            return "Snowflake load: skipped (fakesnow is not installed)"
+        loaded = ", ".join(f"{table} {rows}" for table, rows in self.snowflake_rows.items())
+        return f"Snowflake load (fakesnow): {loaded}"
 
     def summary(self) -> str:
         rows = ", ".join(f"{table} {count}" for table, count in self.exported_rows.items() if count)
@@ -39,6 +48,7 @@ class DemoReport:
                 f"Metadata export {self.export_id}: {self.manifest}",
                 f"  rows: {rows}",
                 f"HTML report: {self.html_path} (and {self.html_s3})",
+                self._snowflake_line(),
                 "",
                 self.console_table,
                 "",
@@ -47,6 +57,20 @@ class DemoReport:
                 self.athena_ddl,
             ]
         )
+
+
+def _load_into_fake_snowflake(reader: ExportReader) -> dict[str, int] | None:
+    """Rows per Snowflake table after loading the export into fakesnow; None without fakesnow."""
+    try:
+        import fakesnow  # noqa: F401  (only to know whether the load can run offline)
+    except ImportError:
+        return None
+    from airflow_provider_mwaaops.metadata.sinks.snowflake import SnowflakeMetadataLoader
+    from airflow_provider_mwaaops.testing.snowflake import SNOWFLAKE_CONN_ID, fake_snowflake
+
+    with fake_snowflake():
+        results = SnowflakeMetadataLoader(SNOWFLAKE_CONN_ID).load_export(reader)
+    return {result.target: result.rows_in_target for result in results}
 
 
 def export_and_report(emulator: AwsEmulator, html_path: Path) -> DemoReport:
@@ -75,6 +99,7 @@ def export_and_report(emulator: AwsEmulator, html_path: Path) -> DemoReport:
             f"s3://{DEMO_BUCKET}/reports/metadata-report.html", aws_conn_id=emulator.conn_id
         )
         ddl = athena_ddl(reader, ATHENA_DATABASE, tables=["dag_run", "task_instance"])
+        snowflake_rows = _load_into_fake_snowflake(reader)
     return DemoReport(
         export_id=manifest.export_id,
         manifest=sink.full_path(manifest_path(manifest.export_id)),
@@ -83,6 +108,7 @@ def export_and_report(emulator: AwsEmulator, html_path: Path) -> DemoReport:
         html_s3=html_s3,
         console_table=report.console_table(),
         athena_ddl=format_statements(ddl),
+        snowflake_rows=snowflake_rows,
     )
 
 

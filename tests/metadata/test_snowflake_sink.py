@@ -163,6 +163,20 @@ def test_target_columns_follow_the_export_schema(exports, snowflake_connection):
     assert types["DAG_ID"] in ("TEXT", "VARCHAR")
 
 
+def test_operator_loads_and_returns_the_counts(exports, snowflake_connection):
+    from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
+    from airflow_provider_mwaaops.operators.metadata_analysis import MetadataSnowflakeLoadOperator
+
+    operator = MetadataSnowflakeLoadOperator(
+        task_id="load_history", export_uri=str(exports.base), snowflake_conn_id=snowflake_connection
+    )
+
+    counts = operator.execute({})
+
+    with ExportReader.open(str(exports.base)).connect() as loaded:
+        assert counts == loaded.rows_unique
+
+
 def test_snowflake_types():
     import pyarrow as pa
 

@@ -74,6 +74,7 @@ def test_demo_exports_its_own_metadata_and_writes_the_report(tmp_path):
     assert "CREATE EXTERNAL TABLE IF NOT EXISTS `airflow_metadata`.`dag_run_exported`" in section
     assert "'storage.location.template'='s3://mwaaops-demo-metadata/airflow-metadata/${export_id}/" in section
     assert 'CREATE OR REPLACE VIEW "airflow_metadata"."dag_run_monthly"' in section
+    assert "Snowflake load (fakesnow): AIRFLOW_DAG_RUN 2, AIRFLOW_TASK_INSTANCE 2" in section
     page = html.read_text()
     assert f"HTML report: {html}" in section
     assert 'aria-label="demo_report_retrying: runs per month"' in page

@@ -170,6 +170,8 @@ class ExportReader:
         try:
             # Month boundaries are UTC, as in Athena; a laptop's time zone must not move runs.
             connection.execute("SET TimeZone = 'UTC'").fetchall()
+            # Row order of the loaded tables is irrelevant; not keeping it saves memory.
+            connection.execute("SET preserve_insertion_order = false").fetchall()
             rows_read, rows_unique = {}, {}
             for table in tables:
                 rows_read[table] = self._load(connection, table, all_columns)
@@ -194,15 +196,16 @@ class ExportReader:
         names = [name for name in stacked.schema.names if name != queries.EXPORT_ORDER_COLUMN]
         columns = names if all_columns else list(queries.REQUIRED_COLUMNS.get(table, names))
         view = f"{table}__stacked"
+        exports_with_table = sum(1 for export in self.exports if export.files.get(table))
+        if exports_with_table > 1:
+            select = queries.dedupe_sql(f'"{view}"', columns, natural_key(table))
+        else:  # one export is one snapshot: each natural key is there once, no window needed
+            select = f'SELECT {", ".join(queries.quote(c) for c in columns)} FROM "{view}"'  # noqa: S608
         connection.register(view, stacked)
         try:
-            connection.execute(
-                f'CREATE TABLE "{table}" AS '
-                + queries.dedupe_sql(f'"{view}"', [*columns, queries.EXPORT_ORDER_COLUMN], natural_key(table))
-            )
+            connection.execute(f'CREATE TABLE "{table}" AS {select}').fetchall()
         finally:
             connection.unregister(view)
-        connection.execute(f'ALTER TABLE "{table}" DROP COLUMN "{queries.EXPORT_ORDER_COLUMN}"').fetchall()
         # Parquet footers carry row counts: no data page is read for this.
         return 0 if dataset is None else int(dataset.count_rows())
 

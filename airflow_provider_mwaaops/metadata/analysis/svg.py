@@ -94,10 +94,13 @@ def stacked_bar_chart(title: str, bars: Sequence[StackedBar], fmt: Callable[[flo
     """Vertical stacked bars, one per label (runs per month split by outcome)."""
     plot_width = WIDTH - MARGIN_LEFT - MARGIN_RIGHT
     plot_height = HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
-    axis_max = _nice_max(max((sum(v for v, _, _ in bar.segments) for bar in bars), default=0))
+    # Counts: at least one unit per gridline, so the axis never shows a fraction of a run.
+    axis_max = max(
+        _nice_max(max((sum(v for v, _, _ in bar.segments) for bar in bars), default=0)), GRID_LINES
+    )
     slot = plot_width / max(len(bars), 1)
     bar_width = max(2.0, min(48.0, slot * 0.7))
-    body = _y_axis(axis_max, plot_height, lambda v: fmt(v) if v == int(v) else f"{v:g}")
+    body = _y_axis(axis_max, plot_height, lambda v: f"{v:g}")
     centers = []
     bottom = MARGIN_TOP + plot_height
     for i, bar in enumerate(bars):
