@@ -150,6 +150,11 @@ def _iso(value: Any) -> str | None:
 
 
 def _aware(value: Any) -> datetime | None:
+    if isinstance(value, str):  # contexts built from API models carry ISO strings
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
     if not isinstance(value, datetime):
         return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
@@ -167,8 +172,9 @@ def _duration_seconds(start: Any, end: Any, stored: Any = None) -> float | None:
 
 
 def is_dag_level(context: Mapping[str, Any]) -> bool:
-    """DAG-level callbacks get a ``reason`` (Airflow 2.11 and 3.x); task-level ones never do."""
-    return "reason" in context
+    """DAG-level callbacks get a ``reason`` (Airflow 2.11 and 3.x), deadline alerts (3.1+) a
+    ``deadline``; task-level ones never have either."""
+    return "reason" in context or "deadline" in context
 
 
 def _exception_details(exception: Any) -> tuple[str | None, str | None, str | None]:
@@ -213,7 +219,9 @@ def collect_fields(context: Mapping[str, Any], environment_name: str | None = No
     dag_run = context.get("dag_run")
     ti = context.get("ti") or context.get("task_instance")
     dag_id = _get(dag, "dag_id") or _get(ti, "dag_id") or _get(dag_run, "dag_id")
-    run_id = context.get("run_id") or _get(dag_run, "run_id") or _get(ti, "run_id")
+    run_id = (
+        context.get("run_id") or _get(dag_run, "run_id") or _get(dag_run, "dag_run_id") or _get(ti, "run_id")
+    )
     logical_date = context.get("logical_date") or _get(dag_run, "logical_date")
     exception_type, exception_message, trace = _exception_details(context.get("exception"))
 
@@ -228,6 +236,10 @@ def collect_fields(context: Mapping[str, Any], environment_name: str | None = No
     if dag_level:
         # The reason is authoritative: on 2.11 the context's dag_run can still say "running".
         state = _state_from_reason(context.get("reason")) or _enum_value(_get(dag_run, "state"))
+        reason = context.get("reason")
+        if reason is None and context.get("deadline") is not None:
+            deadline_time = _get(context["deadline"], "deadline_time")
+            reason = f"deadline missed (deadline {_iso(deadline_time)})"
         fields.update(
             {
                 "task_id": None,
@@ -235,7 +247,7 @@ def collect_fields(context: Mapping[str, Any], environment_name: str | None = No
                 "try_number": None,
                 "max_tries": None,
                 "state": state,
-                "reason": context.get("reason"),
+                "reason": reason,
                 "last_task_id": _get(ti, "task_id"),
                 "start_date": _iso(_get(dag_run, "start_date")),
                 "end_date": _iso(_get(dag_run, "end_date")),

@@ -139,6 +139,8 @@ class SnsNotifier(BaseNotifier):
         callback handling carries on.
     :param aws_conn_id: Airflow AWS connection.
     :param region_name: AWS region; default: the connection's.
+    :param context: set by Airflow 3.1+ when it runs the notifier in the triggerer (deadline
+        alerts), which then awaits it.
     """
 
     template_fields: Sequence[str] = (
@@ -167,8 +169,11 @@ class SnsNotifier(BaseNotifier):
         raise_on_failure: bool = False,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
+        context: Any = None,
     ) -> None:
         super().__init__()
+        # Airflow 3.1+ deadline callbacks construct the notifier with the context, then await it.
+        self.context = context or {}  # type: ignore[assignment]  # any mapping Airflow hands over
         self.target_arn = target_arn
         self.subject = subject
         self.message = message

@@ -187,6 +187,46 @@ def test_async_notify_publishes_through_the_shared_client(aws_emulator, sns_inbo
     assert received.document["run_id"] == "deadline-run"
 
 
+@pytest.mark.skipif(not AIRFLOW_V_3_1_PLUS, reason="deadline alerts exist from Airflow 3.1")
+def test_deadline_alert_through_airflows_callback_trigger(aws_emulator, sns_inbox):
+    """What the triggerer does for a DeadlineAlert with SnsNotifier as its callback: Airflow's own
+    CallbackTrigger constructs the notifier with the scheduler's simple context and awaits it."""
+    from airflow.triggers.callback import CallbackTrigger
+
+    inbox = sns_inbox("deadlines")
+    context = {  # the shape of Deadline.handle_miss's get_simple_context() (DAGRunResponse as JSON)
+        "dag_run": {
+            "dag_id": "orders",
+            "dag_run_id": "scheduled__2026-01-01T00:00:00+00:00",
+            "logical_date": "2026-01-01T00:00:00Z",
+            "start_date": "2026-01-01T00:00:05Z",
+            "end_date": None,
+            "state": "running",
+        },
+        "deadline": {"id": "0199", "deadline_time": "2026-01-01T01:00:00Z"},
+    }
+    trigger = CallbackTrigger(
+        callback_path="airflow_provider_mwaaops.notifications.sns.SnsNotifier",
+        callback_kwargs={"target_arn": inbox.topic_arn, "context": context},
+    )
+
+    async def run() -> list:
+        return [event async for event in trigger.run()]
+
+    events = asyncio.run(run())
+    assert events[-1].payload["state"] == "success", events
+    (received,) = inbox.drain()
+    doc = received.document
+    assert (doc["level"], doc["dag_id"], doc["run_id"]) == (
+        "dag",
+        "orders",
+        "scheduled__2026-01-01T00:00:00+00:00",
+    )
+    assert doc["reason"] == "deadline missed (deadline 2026-01-01T01:00:00Z)"
+    assert doc["state"] == "running"
+    assert doc["duration_seconds"] > 0
+
+
 @pytest.mark.skipif(not AIRFLOW_V_3_1_PLUS, reason="async notifiers exist from Airflow 3.1")
 def test_async_publish_failure_is_logged_not_raised(aws_emulator, caplog):
     notifier = SnsNotifier(target_arn=MISSING_TOPIC)
