@@ -133,7 +133,8 @@ def _config_section() -> dict[str, Any]:
             ),
             "api_url": _option(
                 "Base URL of the Airflow 3 API server the log forwarder reads event logs from; empty "
-                "means [api] base_url.",
+                "means [api] base_url when api_username is set. With none of api_url, api_username "
+                "and mwaa_environment_name set, the forwarder reads nothing on Airflow 3.",
                 example="http://localhost:8080",
             ),
             "api_username": _option("User for the API server's token endpoint (Airflow 3).", example="admin"),

@@ -343,11 +343,35 @@ def api_client_from_config() -> Any:
     )
 
 
+class UnconfiguredEventLogSource:
+    """Airflow 3 with no ``[mwaaops]`` API settings: nothing to read, and nothing to wait for.
+
+    Calling ``[api] base_url`` without credentials could only be refused (or hang on a URL that
+    is not reachable from workers), costing every task start a round trip for nothing.
+    """
+
+    name = "nothing (set [mwaaops] api_url/api_username/api_password or mwaa_environment_name)"
+
+    def rows(self, ti: TaskInstanceRef, try_numbers: Sequence[int]) -> list[EventLogRow]:
+        return []
+
+
+def api_configured() -> bool:
+    """Whether ``[mwaaops]`` names an API the forwarder may call (Airflow 3)."""
+    from airflow_provider_mwaaops.compat import conf
+
+    return any(
+        conf.get("mwaaops", key, fallback="") for key in ("mwaa_environment_name", "api_url", "api_username")
+    )
+
+
 def default_source() -> EventLogSource:
     """The event log a task can read on the installed Airflow line."""
     from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
 
     if AIRFLOW_V_3_0_PLUS:
+        if not api_configured():
+            return UnconfiguredEventLogSource()
         return ApiEventLogSource(api_client_from_config())
     return DatabaseEventLogSource()
 
