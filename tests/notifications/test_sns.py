@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from airflow_provider_mwaaops.compat import AIRFLOW_V_3_1_PLUS, DAG, task
+from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS, DAG, task
 from airflow_provider_mwaaops.notifications.message import SNS_MAX_SUBJECT_CHARS, build_message
 from airflow_provider_mwaaops.notifications.sns import SnsNotifier, fifo_ids, send_sns_notification
 
@@ -255,3 +255,29 @@ def test_airflow_lists_the_notifier(mwaaops_airflow):
         check=True,
     ).stdout
     assert "airflow_provider_mwaaops.notifications.sns.SnsNotifier" in listed
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="Airflow 3 reads the event log over the REST API (log tests)")
+def test_reason_airflow_ended_the_try_reaches_the_message(dag_runner, sns_inbox):
+    """The log forwarder's lookup, for real on Airflow 2.11: a 'heartbeat timeout' row in the event
+    log for the failing try (written as the scheduler would) appears in the failure notification."""
+    inbox = sns_inbox("end-reasons")
+    notifier = SnsNotifier(target_arn=inbox.topic_arn)
+    with DAG("notifier_end_reason", schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
+
+        @task(on_failure_callback=notifier)
+        def zombie(ti=None) -> None:
+            from airflow.models.log import Log
+            from airflow.utils.session import create_session
+
+            with create_session() as session:
+                session.add(Log(event="heartbeat timeout", task_instance=ti, extra="Detected zombie"))
+            raise RuntimeError("killed")
+
+        zombie()
+
+    result = dag_runner(dag)
+    assert result.task_states == {"zombie": "failed"}
+    (message,) = inbox.drain()
+    assert "heartbeat timeout" in message.document["end_reason"]
+    assert message.document["exception_message"] == "killed"
