@@ -245,9 +245,13 @@ class SnsNotifier(BaseNotifier):
         return self._await_notify().__await__()
 
     async def _await_notify(self) -> None:
+        from asgiref.sync import sync_to_async
+
         context = getattr(self, "context", None) or {}
         try:
-            rendered = self._rendered_copy(context)
+            # Templates may read Variables: a blocking call, and on Airflow 3 one that must reach the
+            # triggerer's supervisor from a thread sync_to_async started (see aws.client_pool).
+            rendered = await sync_to_async(self._rendered_copy)(context)
             await rendered.async_notify(context)
         except Exception as error:
             self._handle_failure(error)

@@ -174,9 +174,10 @@ def test_protocol_bodies(aws_emulator):
 
 
 @pytest.mark.skipif(not AIRFLOW_V_3_1_PLUS, reason="async notifiers exist from Airflow 3.1")
-def test_async_notify_publishes_through_the_shared_client(aws_emulator, sns_inbox):
+def test_async_notify_publishes_through_the_shared_client(aws_emulator, sns_inbox, monkeypatch):
     inbox = sns_inbox("async")
-    notifier = SnsNotifier(target_arn=inbox.topic_arn)
+    monkeypatch.setenv("AIRFLOW_VAR_TARGET_SNS_ARN", inbox.topic_arn)
+    notifier = SnsNotifier(target_arn="{{ var.value.target_sns_arn }}")
     notifier.context = {"dag": None, "run_id": "deadline-run", "reason": "task_failure"}
 
     async def main() -> None:
