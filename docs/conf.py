@@ -78,6 +78,8 @@ _EXTERNAL = (
     r"duckdb(\..*)?",
     r"SnowflakeHook",
     r"Path",
+    # metadata export: SQLAlchemy engines, argparse parsers in signatures
+    r"(sqlalchemy|sa|argparse)(\..*)?",
 )
 nitpick_ignore_regex = [(r"py:.*", pattern) for pattern in _EXTERNAL]
 

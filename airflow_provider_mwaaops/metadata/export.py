@@ -43,7 +43,7 @@ from airflow_provider_mwaaops.metadata.tables import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_ROWS = 100_000
+DEFAULT_CHUNK_ROWS = 50_000
 MODES = ("full", "incremental")
 
 

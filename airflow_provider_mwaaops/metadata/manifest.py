@@ -103,6 +103,11 @@ class TableEntry:
     files: list[FileEntry] = field(default_factory=list)
 
 
+def excluded_secrets() -> dict[str, Any]:
+    """The manifest's ``secrets`` entry of an export without secret values."""
+    return {"mode": "exclude"}
+
+
 @dataclass
 class Manifest:
     export_id: str
@@ -112,7 +117,7 @@ class Manifest:
     started_at: str
     finished_at: str | None = None
     previous_export_id: str | None = None
-    secrets: dict[str, Any] = field(default_factory=lambda: {"mode": "exclude"})
+    secrets: dict[str, Any] = field(default_factory=excluded_secrets)
     tables: dict[str, TableEntry] = field(default_factory=dict)
     provider_version: str = ""
     format: str = FORMAT_NAME

@@ -80,7 +80,7 @@ class MetadataExportOperator(BaseOperator):
         source: str = "database",
         db_conn_id: str | None = None,
         sql_alchemy_url: str | None = None,
-        chunk_rows: int = 100_000,
+        chunk_rows: int = 50_000,
         chunk_timeout: float = 300.0,
         secrets: str = "exclude",
         key_variable: str | None = None,

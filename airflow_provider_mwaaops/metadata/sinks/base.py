@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 
-class Sink(abc.ABC):
+class Sink(metaclass=abc.ABCMeta):
     """A base location (directory or S3 prefix) holding export directories."""
 
     #: The base as the user gave it, for messages and manifests (never includes credentials).

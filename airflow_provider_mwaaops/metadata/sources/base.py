@@ -1,7 +1,7 @@
 """The contract between a source of metadata rows and the export writer.
 
 A source yields each table as Arrow chunks already in the catalog schema
-(:attr:`TableSpec.arrow_schema`), in a deterministic order (the keyset), so that the same data
+(:attr:`~airflow_provider_mwaaops.metadata.tables.TableSpec.arrow_schema`), in a deterministic order (the keyset), so that the same data
 always produces the same files and checksums. The writer owns everything else: partitioning,
 Parquet encoding, secret encryption, checksums and the manifest.
 """
@@ -32,7 +32,7 @@ class ReadWindow:
     high: datetime | None = None
 
 
-class MetadataSource(abc.ABC):
+class MetadataSource(metaclass=abc.ABCMeta):
     """Rows of Airflow's metadata tables, chunk by chunk."""
 
     #: ``"database"`` or ``"rest"``; recorded in the manifest.

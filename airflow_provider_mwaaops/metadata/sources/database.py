@@ -15,10 +15,12 @@ a server-side cursor into Arrow, column by column.
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
 import logging
+import os
 import pickle
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -34,6 +36,13 @@ from airflow_provider_mwaaops.metadata.tables import TableSpec
 
 log = logging.getLogger(__name__)
 
+#: Arrow CSV block size: a row may not span more than one block, and these tables hold big rows
+#: (serialized DAGs, DAG source code, XCom values, trigger kwargs).
+_BLOCK = 16 << 20
+_BIG_BLOCK = 512 << 20
+_BIG_ROW_TABLES = frozenset(
+    {"serialized_dag", "dag_code", "xcom", "trigger", "rendered_task_instance_fields"}
+)
 #: Secret column -> the column saying whether Airflow stored it encrypted with its Fernet key.
 _ENCRYPTED_FLAG = {"val": "is_encrypted", "password": "is_encrypted", "extra": "is_extra_encrypted"}
 
@@ -72,6 +81,11 @@ def _json_from_bytes(value: bytes) -> str:
         return text
     except (UnicodeDecodeError, json.JSONDecodeError):
         return json.dumps(value.decode("utf-8", "replace"))
+
+
+def _from_pg_hex(text: str) -> bytes:
+    """``encode(col, 'hex')`` text -> bytes."""
+    return bytes.fromhex(text)
 
 
 def _decode_unique(values: pa.Array, decode: Any, out_type: pa.DataType) -> pa.Array:
@@ -272,7 +286,8 @@ class DatabaseSource(MetadataSource):
             binary = self._is_binary(table, col.name)
             if pg:
                 if col.kind == "ts":
-                    expr: Any = sa.cast(sa.extract("epoch", c) * 1_000_000, sa.BigInteger)
+                    naive = not getattr(c.type, "timezone", False)
+                    expr: Any = sa.func.timezone("UTC", c) if naive else c
                 elif binary:
                     expr = sa.func.encode(c, "hex")
                 elif col.kind in ("json", "uuid"):
@@ -284,7 +299,7 @@ class DatabaseSource(MetadataSource):
             out.append(expr.label(col.name))
         return out
 
-    # PostgreSQL: COPY ... TO STDOUT (CSV) -> Arrow, no Python row objects.
+    # PostgreSQL: COPY ... TO STDOUT (CSV) -> pipe -> Arrow's CSV reader, no Python row objects.
     def _pg_chunk(
         self,
         spec: TableSpec,
@@ -308,10 +323,13 @@ class DatabaseSource(MetadataSource):
         try:
             cur = raw.cursor()
             cur.execute("SET statement_timeout = %s", (int(self.chunk_timeout * 1000),))
+            # Timestamps come out as "2024-01-01 00:00:00.123456+00", which Arrow parses as UTC.
             cur.execute("SET TIME ZONE 'UTC'")
+            cur.execute("SET DateStyle = 'ISO, YMD'")
             sql = cur.mogrify(str(compiled), compiled.params).decode()
-            buf = io.BytesIO()
-            cur.copy_expert(f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", buf)
+            arrow = self._copy_to_arrow(
+                cur, f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", spec, table, columns
+            )
             raw.commit()
         except Exception as err:
             raw.rollback()
@@ -323,48 +341,81 @@ class DatabaseSource(MetadataSource):
             raise
         finally:
             raw.close()
-        arrow = self._parse_pg_csv(spec, table, columns, buf)
-        del buf
         if arrow.num_rows == 0:
             return arrow, None
         return arrow, self._last_key(spec, arrow, keys)
 
-    def _parse_pg_csv(
-        self, spec: TableSpec, table: sa.Table, columns: list[str], buf: io.BytesIO
+    def _copy_to_arrow(
+        self, cur: Any, copy_sql: str, spec: TableSpec, table: sa.Table, columns: list[str]
     ) -> pa.Table:
+        """Stream COPY's CSV through a pipe into Arrow while the server is still sending it.
+
+        A thread feeds the pipe (psycopg2 releases the GIL while it waits for the server), so the
+        database and the parser work at the same time and the CSV text is never held whole.
+        """
+        read_fd, write_fd = os.pipe()
+        reader = os.fdopen(read_fd, "rb")
+        writer = os.fdopen(write_fd, "wb")
+        failure: list[BaseException] = []
+
+        def pump() -> None:
+            try:
+                cur.copy_expert(copy_sql, writer, size=1 << 20)
+            except BaseException as err:  # reported by the reading side
+                failure.append(err)
+            finally:
+                with contextlib.suppress(OSError):  # the reader gave up first (BrokenPipe)
+                    writer.close()
+
+        thread = threading.Thread(target=pump, name=f"mwaaops-copy-{spec.name}", daemon=True)
+        thread.start()
+        try:
+            parsed = self._read_pg_csv(spec, table, columns, reader)
+        finally:
+            reader.close()
+            thread.join()
+        if failure:
+            raise failure[0]
+        return parsed
+
+    def _read_pg_csv(self, spec: TableSpec, table: sa.Table, columns: list[str], source: Any) -> pa.Table:
         names = spec.column_names
-        if buf.tell() == 0:
-            return spec.arrow_schema.empty_table()
         types: dict[str, pa.DataType] = {}
         for col in spec.columns:
-            if col.kind == "ts":
-                types[col.name] = pa.int64()
-            elif col.name in columns and self._is_binary(table, col.name):
-                types[col.name] = pa.string()
-            else:
-                types[col.name] = col.arrow_type
-        buf.seek(0)
-        parsed = pacsv.read_csv(
-            buf,
-            read_options=pacsv.ReadOptions(column_names=names, block_size=16 << 20),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types,
-                null_values=[""],
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=False,
-                true_values=["t"],
-                false_values=["f"],
-            ),
-        )
-        arrays = []
+            binary = col.name in columns and self._is_binary(table, col.name)
+            types[col.name] = pa.string() if binary else col.arrow_type
+        try:
+            parsed = pacsv.read_csv(
+                source,
+                read_options=pacsv.ReadOptions(
+                    column_names=names, block_size=_BIG_BLOCK if spec.name in _BIG_ROW_TABLES else _BLOCK
+                ),
+                parse_options=pacsv.ParseOptions(newlines_in_values=True),
+                convert_options=pacsv.ConvertOptions(
+                    column_types=types,
+                    null_values=[""],
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                    true_values=["t"],
+                    false_values=["f"],
+                ),
+            )
+        except pa.ArrowInvalid as err:
+            if "Empty CSV file" in str(err):
+                return spec.arrow_schema.empty_table()
+            raise
+        arrays: list[Any] = []
         for col in spec.columns:
-            arr = parsed.column(col.name).combine_chunks()
-            if col.kind == "ts":
-                arr = arr.cast(pa.timestamp("us", tz="UTC"))
-            elif col.name in columns and self._is_binary(table, col.name):
-                raw = _decode_unique(arr, bytes.fromhex, pa.binary())
-                arr = raw if col.kind == "bin" else _decode_unique(raw, _json_from_bytes, pa.string())
+            arr = parsed.column(col.name)
+            if col.name in columns and self._is_binary(table, col.name):
+                out_type = col.arrow_type
+                pieces = []
+                for piece in arr.chunks:
+                    raw = _decode_unique(piece, _from_pg_hex, pa.binary())
+                    pieces.append(
+                        raw if col.kind == "bin" else _decode_unique(raw, _json_from_bytes, pa.string())
+                    )
+                arr = pa.chunked_array(pieces, out_type)
             arrays.append(arr)
         out = pa.Table.from_arrays(arrays, schema=spec.arrow_schema)
         return self._decrypt_secrets(spec, out) if any(n in columns for n in spec.secret_columns) else out

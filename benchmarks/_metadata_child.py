@@ -1,0 +1,76 @@
+"""One measured export, in a fresh process (a process never gives its RSS back).
+
+Started by ``metadata_export.py`` with the environment it prepares (the emulator's AWS variables,
+an ``AIRFLOW_HOME`` and ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` pointing at the benchmark DB).
+Prints one JSON line: what was exported and how long the export itself took; the parent reads
+the peak RSS from ``wait4``.
+
+    python _metadata_child.py ours URL DEST EXPORT_ID MODE TABLES [--import-airflow]
+    python _metadata_child.py mwaadr BUCKET PREFIX TABLE
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+
+def ours(url: str, dest: str, export_id: str, mode: str, tables: str, import_airflow: bool) -> dict:
+    if import_airflow:  # what an exporting task carries anyway: Airflow and its models
+        import airflow.models  # noqa: F401
+
+    from airflow_provider_mwaaops.metadata.export import run_export
+    from airflow_provider_mwaaops.metadata.sinks import open_sink
+    from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource
+
+    source = DatabaseSource(url)
+    sink = open_sink(dest)
+    start = time.perf_counter()
+    manifest = run_export(
+        source,
+        sink,
+        export_id=export_id,
+        mode=mode,
+        tables=tables.split(",") if tables != "default" else None,
+    )
+    seconds = time.perf_counter() - start
+    return {
+        "seconds": seconds,
+        "rows": {n: t.rows for n, t in manifest.tables.items() if t.rows},
+        "files": sum(len(t.files) for t in manifest.tables.values()),
+        "bytes": sum(f.bytes for t in manifest.tables.values() for f in t.files),
+    }
+
+
+def mwaadr(bucket: str, prefix: str, table: str) -> dict:
+    from types import SimpleNamespace
+
+    import boto3
+    from mwaa_dr.v_2_11.dr_factory import DRFactory_2_11
+
+    factory = DRFactory_2_11(dag_id="bench", path_prefix=prefix, storage_type="S3")
+    tables = {t.name: t for t in factory.tables()}
+    start = time.perf_counter()
+    tables[table].backup(dag_run=SimpleNamespace(conf={"bucket": bucket}))
+    seconds = time.perf_counter() - start
+    size = boto3.client("s3").head_object(Bucket=bucket, Key=f"{prefix}/{table}.csv")["ContentLength"]
+    return {"seconds": seconds, "bytes": size, "batch_size": tables[table].batch_size}
+
+
+def main(argv: list[str]) -> None:
+    kind = argv[0]
+    # mwaa-dr prints its SQL; keep our stdout to the one JSON line.
+    real_stdout = os.dup(1)
+    os.dup2(2, 1)
+    if kind == "ours":
+        result = ours(*argv[1:6], import_airflow="--import-airflow" in argv)
+    else:
+        result = mwaadr(*argv[1:4])
+    sys.stdout.flush()
+    os.write(real_stdout, (json.dumps(result) + "\n").encode())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
