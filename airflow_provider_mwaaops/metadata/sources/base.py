@@ -1,9 +1,10 @@
 """The contract between a source of metadata rows and the export writer.
 
 A source yields each table as Arrow chunks already in the catalog schema
-(:attr:`~airflow_provider_mwaaops.metadata.tables.TableSpec.arrow_schema`), in a deterministic order (the keyset), so that the same data
-always produces the same files and checksums. The writer owns everything else: partitioning,
-Parquet encoding, secret encryption, checksums and the manifest.
+(:attr:`~airflow_provider_mwaaops.metadata.tables.TableSpec.arrow_schema`), in a deterministic
+order (the keyset), so that the same data always produces the same files and checksums. The
+writer owns everything else: partitioning, Parquet encoding, secret encryption, checksums and the
+manifest.
 """
 
 from __future__ import annotations
