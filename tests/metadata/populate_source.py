@@ -1,8 +1,9 @@
 """Give an isolated Airflow real history, then export it (run as a script in that Airflow's env).
 
-    python populate_source.py populate|export EXPORT_DIR EXPORT_KEY EXPORT_ID [SECRETS_MODE]
+    python populate_source.py populate|grow|export EXPORT_DIR EXPORT_KEY EXPORT_ID [SECRETS_MODE]
 
-``export`` only exports (a restored database, to compare with the original export).
+``export`` only exports (a restored database, to compare with the original export); ``grow`` adds
+a run and a heartbeat, then writes an incremental export EXPORT_ID and a full one EXPORT_ID-full.
 
 Real DAG runs from dag.test() (a success with XComs, a retry that succeeds, a failed run), plus
 what dag.test() never writes but a live environment has: scheduler and task jobs referenced by
@@ -160,7 +161,27 @@ def seed_extras() -> None:
         del AIRFLOW_V_3_0_PLUS
 
 
-def export(export_dir: str, export_key: str, export_id: str, mode: str = "fernet") -> str:
+def grow() -> None:
+    import sqlalchemy as sa
+    from airflow.utils.session import create_session
+
+    from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
+    from airflow_provider_mwaaops.testing.dag_runner import run_dag
+
+    ok, _bad = build_dags()
+    if not AIRFLOW_V_3_0_PLUS:
+        ok.sync_to_db()
+    run_dag(ok, conf={"third": True}, logical_date=datetime(2026, 3, 1, tzinfo=UTC))
+    with create_session() as session:
+        conn = session.connection()
+        job = sa.Table("job", sa.MetaData(), autoload_with=conn)
+        later = datetime.now(UTC)
+        conn.execute(job.update().where(job.c.job_type == "SchedulerJob").values(latest_heartbeat=later))
+
+
+def export(
+    export_dir: str, export_key: str, export_id: str, mode: str = "fernet", export_mode: str = "full"
+) -> str:
     from airflow_provider_mwaaops.metadata.export import run_export
     from airflow_provider_mwaaops.metadata.secrets import SecretCipher
     from airflow_provider_mwaaops.metadata.sinks.base import open_sink
@@ -176,6 +197,7 @@ def export(export_dir: str, export_key: str, export_id: str, mode: str = "fernet
         DatabaseSource(),
         open_sink(export_dir),
         export_id=export_id,
+        mode=export_mode,
         tables=list(TABLES),
         cipher=cipher,
         chunk_rows=7,  # several files per table: the restore reads chunk after chunk
@@ -189,4 +211,8 @@ if __name__ == "__main__":
     if action == "populate":
         run_history()
         seed_extras()
+    if action == "grow":  # an hour later: one more run, a heartbeat; incremental + full exports
+        grow()
+        print(export(target_dir, key, wanted_id, secrets_mode, export_mode="incremental"))
+        wanted_id = f"{wanted_id}-full"
     print(export(target_dir, key, wanted_id, secrets_mode))

@@ -24,6 +24,8 @@ from airflow_provider_mwaaops.metadata.sinks.base import open_sink
 from airflow_provider_mwaaops.testing.airflow_env import IsolatedAirflow
 
 POPULATE = str(Path(__file__).with_name("populate_source.py"))
+#: Real Airflow processes (history, exports, migrations) on a busy 2-core machine take minutes.
+pytestmark = pytest.mark.timeout(900)
 FERNET = "AIRFLOW__CORE__FERNET_KEY"
 
 
@@ -376,3 +378,41 @@ def test_per_table_transactions_keep_finished_tables_and_say_so(source, target, 
     report = restore_metadata(source.sink, "backup-1", target.sql_alchemy_conn, source.options(target))
     assert report.tables["xcom"].inserted > 0
     assert report.tables["dag_run"].inserted == 0
+
+
+# -- incremental chain ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def grown(source: Source) -> Source:
+    """An hour later: one more run and a newer scheduler heartbeat, exported incrementally."""
+    source.airflow.run_python(POPULATE, "grow", str(source.exports), source.key, "backup-2")
+    return source
+
+
+def test_incremental_chain_restores_to_the_latest_state(grown, target, tmp_path):
+    manifest = json.loads((grown.exports / "backup-2" / "manifest.json").read_text())
+    assert manifest["mode"] == "incremental"
+    assert manifest["previous_export_id"] == "backup-1"
+    report = restore_metadata(grown.sink, "backup-2", target.sql_alchemy_conn, grown.options(target))
+    assert report.export_ids == ["backup-1", "backup-2"]
+    # the scheduler job is in both exports (its heartbeat moved): one row, the newer heartbeat
+    assert (
+        query(target.sql_alchemy_conn, "SELECT count(*) FROM job WHERE job_type = 'SchedulerJob'")[0][0] == 1
+    )
+
+    again = tmp_path / "again"
+    export_database(target, again, grown.key, "after-restore")
+    cipher = SecretCipher("fernet", grown.key.encode())
+    result = compare_exports(
+        grown.sink,
+        "backup-2-full",
+        open_sink(str(again)),
+        "after-restore",
+        cipher_a=cipher,
+        cipher_b=cipher,
+        fernet_key_a=grown.fernet_key,
+        fernet_key_b=target.environ[FERNET],
+    )
+    assert result.equal, result.describe()
+    assert result.tables["dag_run"].rows_a == 4
+    second = restore_metadata(grown.sink, "backup-2", target.sql_alchemy_conn, grown.options(target))
+    assert second.changed_rows == 0, second.summary()

@@ -69,6 +69,22 @@ def callback_events(aws: Any, execution: str) -> list[dict[str, Any]]:
     return [e for e in events if e["type"] in ("TaskSucceeded", "TaskFailed")]
 
 
+def _try_number(dag_id: str, run_id: str) -> int:
+    engine = sa.create_engine(_session_db_url())
+    try:
+        with engine.connect() as conn:
+            query = "SELECT try_number FROM task_instance WHERE dag_id = :d AND run_id = :r"
+            return int(conn.execute(sa.text(query), {"d": dag_id, "r": run_id}).scalar())
+    finally:
+        engine.dispose()
+
+
+def _session_db_url() -> str:
+    from airflow_provider_mwaaops.compat import conf
+
+    return str(conf.get("database", "sql_alchemy_conn"))
+
+
 def restore_dag(dag_id: str, exports: Path, url: str, **kwargs: Any) -> Any:
     from airflow_provider_mwaaops.compat import DAG
     from airflow_provider_mwaaops.operators.metadata_restore import MetadataRestoreOperator
@@ -108,7 +124,17 @@ def test_restore_then_success_is_sent_to_the_waiting_task(dag_runner, aws_emulat
 
 
 @pytest.mark.timeout(300)
-def test_failure_is_sent_once_on_the_last_try_only(dag_runner, aws_emulator, tmp_path):
+def test_failure_is_sent_once_on_the_last_try_only(dag_runner, aws_emulator, tmp_path, monkeypatch):
+    from airflow_provider_mwaaops.aws.task_token import TaskTokenReporter
+
+    attempts: list[str] = []
+    original_send = TaskTokenReporter._send
+
+    def recording_send(self, verb, call):
+        attempts.append(verb)
+        return original_send(self, verb, call)
+
+    monkeypatch.setattr(TaskTokenReporter, "_send", recording_send)
     exports = export_session_db(tmp_path, dag_runner)
     manifest = json.loads((exports / "op-1" / "manifest.json").read_text())
     broken = exports / "op-1" / manifest["tables"]["dag_run"]["files"][0]["path"]
@@ -120,6 +146,8 @@ def test_failure_is_sent_once_on_the_last_try_only(dag_runner, aws_emulator, tmp
     )
     result = dag_runner(dag, conf={"task_token": token})
     assert result.task_states["restore"] == "failed"
+    assert attempts == ["failure"]  # the first try failed too, but left the token alone
+    assert _try_number(result.dag_id, result.run_id) == 2
     assert aws_emulator.wait_for_execution(execution)["status"] == "FAILED"
     events = callback_events(aws_emulator, execution)
     assert [e["type"] for e in events] == ["TaskFailed"]

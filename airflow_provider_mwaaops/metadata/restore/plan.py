@@ -167,6 +167,9 @@ class TableRestorer:
             )
         self.allocator: IdAllocator | None = None
         self.claimed = ClaimedIds()
+        #: Natural keys of rows this run inserted into an insert-only table: a later export of the
+        #: same chain may update them (they are the backup's rows, not the target's own).
+        self.inserted_keys: set[tuple[Any, ...]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def start(self, highest_source_id: int | None) -> None:
@@ -212,7 +215,7 @@ class TableRestorer:
             compared = [name for name in row if name not in self.primary_key and name != self.surrogate]
             if all(comparable(row[name]) == comparable(existing.get(name)) for name in compared):
                 self.stats.unchanged += 1
-            elif self.rule.mode == "insert_only":
+            elif self.rule.mode == "insert_only" and self._key_of(row) not in self.inserted_keys:
                 self.stats.kept += 1
             else:
                 updates.append(row)
@@ -225,6 +228,8 @@ class TableRestorer:
         if self.fingerprint is not None:
             for row in inserts:
                 self.claimed.add(row[self.primary_key[0]])
+        if self.rule.mode == "insert_only":
+            self.inserted_keys.update(self._key_of(row) for row in inserts)
         if self.surrogate is not None:
             known = self.state.known_ids[self.rule.name]
             known.update(source for row, source in placed if row[self.surrogate] == source)
@@ -235,6 +240,9 @@ class TableRestorer:
                 inserts = [self.secrets.seal(self.rule.name, row) for row in inserts]
                 updates = [self.secrets.seal(self.rule.name, row) for row in updates]
             self._write(inserts, updates)
+
+    def _key_of(self, row: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(comparable(row.get(name)) for name in (self.fingerprint or self.conflict_key))
 
     def _remember(self, source_id: Any, target_id: Any) -> None:
         if source_id != target_id:
@@ -257,10 +265,15 @@ class TableRestorer:
         if self.surrogate:
             fixed.add(self.surrogate)
         update_columns = [name for name in self.columns if name not in fixed]
-        if self.rule.mode == "insert_only":
-            update_columns = []
+        connection, table, key = self.state.connection, self.table, self.conflict_key
         try:
-            upsert(self.state.connection, self.table, inserts + updates, self.conflict_key, update_columns)
+            if self.rule.mode == "insert_only":
+                # DO NOTHING for new rows (never overwrite what the target wrote meanwhile); updates
+                # are only ever rows an earlier export of this chain inserted.
+                upsert(connection, table, inserts, key, [])
+                upsert(connection, table, updates, key, update_columns)
+            else:
+                upsert(connection, table, inserts + updates, key, update_columns)
         except sa.exc.SQLAlchemyError as exc:
             raise RestoreError(
                 f"writing {len(inserts) + len(updates)} rows failed, rolled back: {_first_line(exc)}",

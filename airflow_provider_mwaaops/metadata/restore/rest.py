@@ -90,7 +90,13 @@ class RestApiRestorer:
         self.notes[what] = self.notes.get(what, 0) + 1
 
     def _upsert(
-        self, stats: TableStats, base: str, name: str, body: dict[str, Any], compare: dict[str, Any]
+        self,
+        stats: TableStats,
+        base: str,
+        name: str,
+        body: dict[str, Any],
+        compare: dict[str, Any],
+        patch_body: dict[str, Any] | None = None,
     ) -> None:
         path = f"{base}/{quote(name, safe='')}"
         current = self._get(path)
@@ -100,7 +106,7 @@ class RestApiRestorer:
         elif all(current.get(field) == value for field, value in compare.items()):
             stats.unchanged += 1
         else:
-            self._write("PATCH", path, body)
+            self._write("PATCH", path, patch_body or body)
             stats.updated += 1
 
     def pools(self, rows: dict[str, dict[str, Any]]) -> TableStats:
@@ -117,7 +123,9 @@ class RestApiRestorer:
                 "description": body["description"],
                 "include_deferred": body["include_deferred"],
             }
-            self._upsert(stats, "/pools", name, body, compare)
+            # POST names the pool "name", PATCH (without update_mask: every field) "pool"
+            patch = {"pool": name, **{k: v for k, v in body.items() if k != "name"}}
+            self._upsert(stats, "/pools", name, body, compare, patch)
         return stats
 
     def variables(self, rows: dict[str, dict[str, Any]]) -> TableStats:

@@ -398,7 +398,8 @@ def restore_metadata(
         engine.dispose()
     report.secrets = dict(codec.notes)
     report.seconds = time.monotonic() - started
-    log.info("%s", report.summary())
+    # The callers print the summary (operator log, command output); keep stdout clean for --json.
+    log.debug("%s", report.summary())
     return report
 
 
