@@ -2,8 +2,7 @@
 
 Started by ``metadata_export.py`` with the environment it prepares (the emulator's AWS variables,
 an ``AIRFLOW_HOME`` and ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` pointing at the benchmark DB).
-Prints one JSON line: what was exported and how long the export itself took; the parent reads
-the peak RSS from ``wait4``.
+Prints one JSON line: what was exported, how long the export itself took and the peak RSS.
 
     python _metadata_child.py ours URL DEST EXPORT_ID MODE TABLES [--import-airflow]
     python _metadata_child.py mwaadr BUCKET PREFIX TABLE
@@ -59,6 +58,16 @@ def mwaadr(bucket: str, prefix: str, table: str) -> dict:
     return {"seconds": seconds, "bytes": size, "batch_size": tables[table].batch_size}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM): counted from exec, unlike ``getrusage``'s ``ru_maxrss``,
+    which includes the parent's image at fork time (the parent holds the emulator's S3 data)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def main(argv: list[str]) -> None:
     kind = argv[0]
     # mwaa-dr prints its SQL; keep our stdout to the one JSON line.
@@ -68,6 +77,7 @@ def main(argv: list[str]) -> None:
         result = ours(*argv[1:6], import_airflow="--import-airflow" in argv)
     else:
         result = mwaadr(*argv[1:4])
+    result["peak_rss_mb"] = peak_rss_mb()
     sys.stdout.flush()
     os.write(real_stdout, (json.dumps(result) + "\n").encode())
 

@@ -9,7 +9,7 @@ in SQL, so filling takes seconds), then exports to the embedded AWS's S3 with:
 - **ours** as the ``mwaaops metadata export`` command runs it (no Airflow import), and
 - **ours in a task**: the same with Airflow and its models imported first, as in a worker.
 
-Each export runs in a fresh process; its peak RSS comes from ``wait4``. Then the task_instance
+Each export runs in a fresh process, which reports its own peak RSS (``VmHWM``). Then the task_instance
 table is doubled to 2M rows and measured again, and finally 10k new task instances are added and
 an incremental export of every default table is timed. Run it with the Airflow 2.11 venv:
 
@@ -190,17 +190,11 @@ def measure(python: str, args: list[str], env: dict[str, str]) -> dict[str, Any]
     proc = subprocess.Popen(
         [python, str(CHILD), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    out, err = proc.communicate()
     wall = time.perf_counter() - start
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:2])} failed ({proc.returncode}):\n{err.decode()[-4000:]}")
     result = json.loads(out.decode().strip().splitlines()[-1])
-    result["peak_rss_mb"] = usage.ru_maxrss / 1024
     result["wall_seconds"] = wall
     return result
 

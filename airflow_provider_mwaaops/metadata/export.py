@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -44,6 +45,8 @@ from airflow_provider_mwaaops.metadata.tables import (
 log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_ROWS = 50_000
+#: Threads encoding and writing one chunk's files while the next chunk is read.
+WRITE_WORKERS = 4
 MODES = ("full", "incremental")
 
 
@@ -124,6 +127,12 @@ def _blank_secrets(spec: TableSpec, chunk: pa.Table) -> pa.Table:
         idx = chunk.schema.get_field_index(name)
         chunk = chunk.set_column(idx, name, pa.nulls(chunk.num_rows, pa.string()))
     return chunk
+
+
+def _write_file(sink: Sink, export_id: str, path: str, piece: pa.Table, partition: str | None) -> FileEntry:
+    data = parquet_bytes(piece)
+    sink.write_bytes(f"{export_id}/{path}", data)
+    return FileEntry(path, piece.num_rows, len(data), sha256_hex(data), partition)
 
 
 @dataclass
@@ -256,21 +265,44 @@ def _export_table(
         secret_columns=[c for c in spec.secret_columns if c in columns],
     )
     secrets = bool(cipher) and bool(entry.secret_columns)
-    for chunk_no, chunk in enumerate(source.read(spec, window, chunk_rows, include_secrets=secrets)):
-        if chunk.schema != spec.arrow_schema:
-            chunk = chunk.cast(spec.arrow_schema)
-        if spec.secret_columns:
-            chunk = (
-                _encrypt_secrets(spec, chunk, cipher) if (cipher and secrets) else _blank_secrets(spec, chunk)
-            )
-        for partition, piece in split_partitions(spec, chunk):
-            path = part_path(spec.name, chunk_no, partition)
-            data = parquet_bytes(piece)
-            sink.write_bytes(f"{plan.export_id}/{path}", data)
-            entry.files.append(FileEntry(path, piece.num_rows, len(data), sha256_hex(data), partition))
-        entry.rows += chunk.num_rows
-        if progress:
-            progress(spec.name, chunk_no, chunk.num_rows)
+    # Encoding and uploading chunk k (one file per day) runs on worker threads while the source
+    # reads chunk k+1: Parquet encoding and S3 PUTs release the GIL, and an analysis table chunk
+    # can be dozens of small files. At most one chunk is in flight, so memory stays bounded, and
+    # entries are recorded in submission order, so the manifest does not depend on timing.
+    pending: list[Future[FileEntry]] = []
+
+    def drain() -> None:
+        for future in pending:
+            entry.files.append(future.result())
+        pending.clear()
+
+    chunk_no, last_rows = -1, 0
+    with ThreadPoolExecutor(max_workers=WRITE_WORKERS, thread_name_prefix="mwaaops-export") as pool:
+        try:
+            for chunk_no, chunk in enumerate(source.read(spec, window, chunk_rows, include_secrets=secrets)):
+                if chunk.schema != spec.arrow_schema:
+                    chunk = chunk.cast(spec.arrow_schema)
+                if spec.secret_columns:
+                    chunk = (
+                        _encrypt_secrets(spec, chunk, cipher)
+                        if (cipher and secrets)
+                        else _blank_secrets(spec, chunk)
+                    )
+                pieces = split_partitions(spec, chunk)
+                drain()
+                if progress and chunk_no > 0:
+                    progress(spec.name, chunk_no - 1, last_rows)
+                for partition, piece in pieces:
+                    path = part_path(spec.name, chunk_no, partition)
+                    pending.append(pool.submit(_write_file, sink, plan.export_id, path, piece, partition))
+                entry.rows += chunk.num_rows
+                last_rows = chunk.num_rows
+            drain()
+            if progress and chunk_no >= 0:
+                progress(spec.name, chunk_no, last_rows)
+        finally:
+            for future in pending:
+                future.cancel()
     return entry
 
 

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -178,12 +179,14 @@ class FailingSink(LocalSink):
         super().__init__(base)
         self.fail_at = fail_at
         self.writes = 0
+        self.lock = threading.Lock()  # the writer uploads a chunk's files from several threads
 
     def write_bytes(self, path: str, data: bytes) -> None:
         if not path.endswith(MANIFEST_NAME):
-            if self.writes == self.fail_at:
-                raise KeyboardInterrupt(f"killed while writing {path}")
-            self.writes += 1
+            with self.lock:
+                if self.writes >= self.fail_at:
+                    raise KeyboardInterrupt(f"killed while writing {path}")
+                self.writes += 1
         super().write_bytes(path, data)
 
 
