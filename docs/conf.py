@@ -68,6 +68,7 @@ _EXTERNAL = (
     r"datetime(\..*)?",
     r"enum(\..*)?",
     r"contextlib(\..*)?",
+    r"subprocess(\..*)?",
     r"Context",  # Airflow's task context, imported only for type checking
     r"Config",  # botocore.config.Config
     r"AioBaseClient",

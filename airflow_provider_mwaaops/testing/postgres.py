@@ -136,7 +136,8 @@ def migrated_template(scratch_home: Path, python: str = sys.executable) -> str:
 
 @contextmanager
 def migrated_postgres_airflow(home: Path, dags_folder: Path | None = None) -> Iterator[IsolatedAirflow]:
-    """An :class:`IsolatedAirflow` on a fresh PostgreSQL database at the installed Airflow's schema."""
+    """An :class:`~airflow_provider_mwaaops.testing.airflow_env.IsolatedAirflow` on a fresh
+    PostgreSQL database at the installed Airflow's schema, dropped on exit."""
     template = migrated_template(home.parent / f"{home.name}-template-home")
     url = create_database(template=template)
     try:
