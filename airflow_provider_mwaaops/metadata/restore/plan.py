@@ -139,6 +139,7 @@ class TableRestorer:
         table: sa.Table,
         secrets: SecretCodec | None = None,
         kinds: dict[str, str] | None = None,
+        newer_by: str | None = None,
     ) -> None:
         self.state = state
         self.rule = rule
@@ -152,6 +153,8 @@ class TableRestorer:
         self.integer_surrogate = self.surrogate is not None and is_integer_column(
             self.columns[self.surrogate]
         )
+        newer = rule.newer_by or newer_by
+        self.newer_by = newer if newer in self.columns else None
         self.fingerprint: tuple[str, ...] | None = None
         candidates = [key for key in rule.conflict_keys if all(name in self.columns for name in key)]
         if candidates:
@@ -215,7 +218,7 @@ class TableRestorer:
             compared = [name for name in row if name not in self.primary_key and name != self.surrogate]
             if all(comparable(row[name]) == comparable(existing.get(name)) for name in compared):
                 self.stats.unchanged += 1
-            elif self.rule.mode == "insert_only" and self._key_of(row) not in self.inserted_keys:
+            elif self._keeps_target_row(row, existing):
                 self.stats.kept += 1
             else:
                 updates.append(row)
@@ -240,6 +243,21 @@ class TableRestorer:
                 inserts = [self.secrets.seal(self.rule.name, row) for row in inserts]
                 updates = [self.secrets.seal(self.rule.name, row) for row in updates]
             self._write(inserts, updates)
+
+    def _keeps_target_row(self, row: dict[str, Any], existing: dict[str, Any]) -> bool:
+        """A differing row the target keeps: it is newer, or the table is the target's own."""
+        if self._older(row, existing):
+            return True
+        return self.rule.mode == "insert_only" and self._key_of(row) not in self.inserted_keys
+
+    def _older(self, row: dict[str, Any], existing: dict[str, Any]) -> bool:
+        """Whether the target already holds a newer version of this row."""
+        if self.newer_by is None:
+            return False
+        ours, theirs = row.get(self.newer_by), existing.get(self.newer_by)
+        if ours is None or theirs is None:
+            return False
+        return bool(comparable(ours) < comparable(theirs))
 
     def _key_of(self, row: dict[str, Any]) -> tuple[Any, ...]:
         return tuple(comparable(row.get(name)) for name in (self.fingerprint or self.conflict_key))

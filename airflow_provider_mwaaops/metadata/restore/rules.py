@@ -67,6 +67,10 @@ class TableRule:
     references: dict[str, Reference] = field(default_factory=dict)
     natural_references: dict[str, NaturalReference] = field(default_factory=dict)
     mode: Mode = "upsert"
+    #: Column telling which of two versions of a row is newer, where the export catalog has no
+    #: watermark for the table. An exported row older than the target's is never written over it
+    #: (an earlier export of a chain, or a target that moved on since the backup).
+    newer_by: str | None = None
 
 
 _JOB = Reference("job")
@@ -112,11 +116,15 @@ RULES: tuple[TableRule, ...] = (
         "job", fingerprint=("start_date", "job_type", "dag_id", "hostname", "unixname"), surrogate="id"
     ),
     TableRule("dag_bundle", conflict_keys=(("name",),), mode="insert_only"),
-    TableRule("dag", conflict_keys=(("dag_id",),), mode="insert_only"),
+    TableRule("dag", conflict_keys=(("dag_id",),), mode="insert_only", newer_by="last_parsed_time"),
     TableRule("dag_tag", conflict_keys=(("name", "dag_id"),), mode="insert_only"),
     TableRule("dag_owner_attributes", conflict_keys=(("dag_id", "owner"),), mode="insert_only"),
     TableRule(
-        "dag_version", conflict_keys=(("dag_id", "version_number"),), surrogate="id", mode="insert_only"
+        "dag_version",
+        conflict_keys=(("dag_id", "version_number"),),
+        surrogate="id",
+        mode="insert_only",
+        newer_by="last_updated",
     ),
     TableRule(
         "serialized_dag",

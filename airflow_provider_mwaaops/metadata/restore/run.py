@@ -425,7 +425,12 @@ def _apply(
             assert rule is not None
             spec = get_table(name)
             restorer = TableRestorer(
-                state, rule, schema.table(name), codec, {c.name: c.kind for c in spec.columns}
+                state,
+                rule,
+                schema.table(name),
+                codec,
+                {c.name: c.kind for c in spec.columns},
+                newer_by=spec.watermark,
             )
             restorer.start(highest.get(name))
             for manifest in manifests:
