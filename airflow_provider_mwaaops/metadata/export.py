@@ -248,7 +248,7 @@ def _export_table(
 ) -> TableEntry | None:
     columns = source.columns(spec)
     if columns is None:
-        log.info("Table %s does not exist in this source: skipped", spec.name)
+        log.debug("Table %s does not exist in this source: skipped", spec.name)
         return None
     window = _window(source, plan, spec, columns)
     has_watermark = source.watermark_column(spec, columns) is not None
