@@ -201,9 +201,13 @@ def test_rest_export_matches_what_the_api_reports(small_page_api: Any, history: 
         expected += [
             (ti["id"], t["try_number"], t["state"]) for t in tries if t["try_number"] < ti["try_number"]
         ]
-    assert sorted((r["task_instance_id"], r["try_number"], r["state"]) for r in history_rows) == sorted(
-        expected
-    )
+    # Other tests share this Airflow: compare the history of these task instances only.
+    flaky_ids = {ti["id"] for ti in flaky}
+    assert sorted(
+        (r["task_instance_id"], r["try_number"], r["state"])
+        for r in history_rows
+        if r["task_instance_id"] in flaky_ids
+    ) == sorted(expected)
 
     events = _api_all(api, "/eventLogs", "event_logs", before=manifest.tables["log"].watermark_high)
     exported = _rows(tmp_path, manifest, "log")
