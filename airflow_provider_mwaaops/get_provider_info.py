@@ -35,6 +35,16 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://docs.aws.amazon.com/sns/latest/dg/sns-message-filtering.html",
                 "tags": ["aws"],
             },
+            {
+                "integration-name": "Airflow metadata (export, restore, analysis)",
+                "external-doc-url": "https://docs.aws.amazon.com/mwaa/latest/userguide/best-practices-metadata.html",
+                "tags": ["aws"],
+            },
+            {
+                "integration-name": "Amazon MWAA (REST API)",
+                "external-doc-url": "https://docs.aws.amazon.com/mwaa/latest/API/API_InvokeRestApi.html",
+                "tags": ["aws"],
+            },
         ],
         "operators": [
             {
@@ -45,11 +55,23 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Amazon SNS (notifications)",
                 "python-modules": ["airflow_provider_mwaaops.operators.sns"],
             },
+            {
+                "integration-name": "Airflow metadata (export, restore, analysis)",
+                "python-modules": [
+                    "airflow_provider_mwaaops.operators.metadata",
+                    "airflow_provider_mwaaops.operators.metadata_restore",
+                    "airflow_provider_mwaaops.operators.metadata_analysis",
+                ],
+            },
         ],
         "hooks": [
             {
                 "integration-name": "AWS Step Functions (redriving)",
                 "python-modules": ["airflow_provider_mwaaops.hooks.step_function"],
+            },
+            {
+                "integration-name": "Amazon MWAA (REST API)",
+                "python-modules": ["airflow_provider_mwaaops.hooks.mwaa"],
             },
         ],
         "triggers": [

@@ -57,3 +57,19 @@ def test_provider_info_matches_airflows_schema():
     schema_file = importlib.resources.files("airflow").joinpath("provider_info.schema.json")
     schema = json.loads(schema_file.read_text())
     jsonschema.validate(get_provider_info(), schema)
+
+
+def test_every_module_and_class_named_in_provider_info_imports():
+    """A typo in provider info only shows when Airflow lazily imports the entry: catch it here."""
+    import importlib
+
+    info = get_provider_info()
+    integrations = {i["integration-name"] for i in info["integrations"]}
+    for section in ("operators", "hooks", "triggers"):
+        for entry in info[section]:
+            assert entry["integration-name"] in integrations, (section, entry)
+            for module in entry["python-modules"]:
+                importlib.import_module(module)
+    for path in info["notifications"]:
+        module, _, name = path.rpartition(".")
+        assert getattr(importlib.import_module(module), name)
