@@ -338,7 +338,7 @@ TABLES: dict[str, TableSpec] = {t.name: t for t in _TABLES}
 #: Tables exported when the caller does not name any.
 DEFAULT_TABLES: tuple[str, ...] = tuple(t.name for t in _TABLES if not t.optional)
 
-#: Tables partitioned by date, the ones worth querying: what the report and Athena/Snowflake read.
+#: Tables partitioned by date (the ones worth querying), which the report and Athena/Snowflake read.
 ANALYSIS_TABLES: tuple[str, ...] = tuple(t.name for t in _TABLES if t.partitioned)
 
 

@@ -170,8 +170,8 @@ class TableRestorer:
             )
         self.allocator: IdAllocator | None = None
         self.claimed = ClaimedIds()
-        #: Natural keys of rows this run inserted into an insert-only table: a later export of the
-        #: same chain may update them (they are the backup's rows, not the target's own).
+        #: Natural keys of rows this run inserted into an insert-only table, which a later export
+        #: of the same chain may update (they are the backup's rows, not the target's own).
         self.inserted_keys: set[tuple[Any, ...]] = set()
 
     # -- lifecycle ------------------------------------------------------------------------------
