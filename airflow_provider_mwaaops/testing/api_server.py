@@ -69,7 +69,9 @@ class AirflowApiServer:
         self._token: str | None = None
         self._process: subprocess.Popen[bytes] | None = None
         self._log_file = Path(tempfile.mkstemp(prefix="mwaaops-api-server-", suffix=".log")[1])
-        passwords_file = airflow_env.home / "simple_auth_manager_passwords.json"
+        # One file per server: several servers may share an Airflow home, and the auth manager
+        # re-reads its file at every login, so a shared file would hand one server another's password.
+        passwords_file = airflow_env.home / f"simple_auth_manager_passwords.{self.port}.json"
         passwords_file.write_text(json.dumps({ADMIN_USER: self.password}))
         self.environ: dict[str, str] = {
             **airflow_env.environ,
