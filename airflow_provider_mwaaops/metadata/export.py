@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from airflow_provider_mwaaops.metadata.arrays import string_scalar
 from airflow_provider_mwaaops.metadata.manifest import (
     ExportError,
     FileEntry,
@@ -88,7 +89,7 @@ def partition_values(spec: TableSpec, chunk: pa.Table) -> pa.Array:
     arrays = [chunk.column(name) for name in spec.partition_by]
     stamp = pc.coalesce(*arrays) if len(arrays) > 1 else arrays[0]
     days = pc.strftime(stamp, format="%Y-%m-%d")
-    return pc.fill_null(days, NULL_PARTITION)
+    return pc.fill_null(days, string_scalar(NULL_PARTITION))
 
 
 def split_partitions(spec: TableSpec, chunk: pa.Table) -> list[tuple[str | None, pa.Table]]:
@@ -96,18 +97,24 @@ def split_partitions(spec: TableSpec, chunk: pa.Table) -> list[tuple[str | None,
     if not spec.partitioned:
         return [(None, chunk)]
     days = partition_values(spec, chunk)
-    unique = pc.unique(days)
-    if len(unique) == 1:
-        return [(unique[0].as_py(), chunk)]
+    if isinstance(days, pa.ChunkedArray):
+        days = days.combine_chunks()
+    runs = pc.run_end_encode(days)
+    values, ends = runs.values.to_pylist(), runs.run_ends.to_pylist()
+    if len(set(values)) == len(values):
+        # Time-ordered chunks (the usual case): each day is one run of rows, cut without copying.
+        bounds = zip(values, [0, *ends[:-1]], ends, strict=True)
+        pieces = [(day, chunk.slice(start, end - start)) for day, start, end in bounds]
+        return sorted(pieces, key=lambda piece: piece[0])
     order = pc.sort_indices(days)  # stable: rows of one day keep their keyset order
     ordered = chunk.take(order)
     sorted_days = days.take(order)
     pieces = []
     start = 0
-    values = sorted_days.to_pylist()
-    for i in range(1, len(values) + 1):
-        if i == len(values) or values[i] != values[start]:
-            pieces.append((values[start], ordered.slice(start, i - start)))
+    sorted_values = sorted_days.to_pylist()
+    for i in range(1, len(sorted_values) + 1):
+        if i == len(sorted_values) or sorted_values[i] != sorted_values[start]:
+            pieces.append((sorted_values[start], ordered.slice(start, i - start)))
             start = i
     return pieces
 

@@ -65,6 +65,22 @@ class Column:
 
 
 @dataclass(frozen=True)
+class ParentOrder:
+    """Page a table in its parent's key order, for a child whose primary key is not time-ordered.
+
+    Airflow 2's ``task_instance`` key is ``(dag_id, task_id, run_id, map_index)``: in that order a
+    chunk holds one task's whole history and splits into a file per day. Paged by ``dag_run.id``
+    (then ``then_by``), a chunk holds a few consecutive days of runs and writes a few files. Only
+    used when a foreign key guarantees every child row has its parent (an inner join loses none).
+    """
+
+    parent: str
+    join_on: tuple[str, ...]
+    parent_key: str
+    then_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TableSpec:
     """How one metadata table is exported.
 
@@ -73,15 +89,18 @@ class TableSpec:
     ``natural_keys``: candidate natural keys, first whose columns all exist in the source wins;
     what restore upserts on. ``watermark``: column that bounds incremental exports (rows with
     ``low < watermark <= high``); ``None`` means the table is small and copied whole every time.
-    ``partition_by``: timestamp columns whose first non-null value gives the row's ``dt``
-    partition; empty for tables that are not partitioned. ``secret_columns`` are never written in
-    plain text. ``optional`` tables are exported only when asked for by name.
+    ``parent_order``: page in a parent table's key order when the table has no ``id`` column
+    (see :class:`ParentOrder`). ``partition_by``: timestamp columns whose first non-null value
+    gives the row's ``dt`` partition; empty for tables that are not partitioned.
+    ``secret_columns`` are never written in plain text. ``optional`` tables are exported only
+    when asked for by name.
     """
 
     name: str
     columns: tuple[Column, ...]
     natural_keys: tuple[tuple[str, ...], ...] = ()
     keyset: tuple[str, ...] | None = None
+    parent_order: ParentOrder | None = None
     watermark: str | None = None
     partition_by: tuple[str, ...] = ()
     secret_columns: tuple[str, ...] = ()
@@ -274,6 +293,7 @@ _TABLES: tuple[TableSpec, ...] = (
         "task_instance",
         _cols("id:uuid " + _TI_COMMON + " last_heartbeat_at:ts"),
         natural_keys=(("dag_id", "task_id", "run_id", "map_index"),),
+        parent_order=ParentOrder("dag_run", ("dag_id", "run_id"), "id", ("task_id", "map_index")),
         watermark="updated_at",
         partition_by=("start_date", "updated_at"),
     ),

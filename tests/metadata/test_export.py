@@ -171,6 +171,59 @@ def test_postgres_copy_path_and_cursor_path_write_identical_files(source_airflow
     assert fast.total_rows == slow.total_rows > 0
 
 
+def test_postgres_streams_restart_in_big_blocks_and_span_statements(
+    source_airflow, tmp_path, monkeypatch, caplog
+):
+    if source_airflow.backend != "postgres":
+        pytest.skip("the COPY fast path is PostgreSQL's")
+    from airflow_provider_mwaaops.metadata.sources import database
+
+    reference = export(source_airflow, tmp_path, export_id="ref", chunk_rows=3)
+    # Rows over 128 bytes make the stream start again in big blocks from its last whole chunk;
+    # two chunks per COPY make every table of more than 6 rows take several statements.
+    monkeypatch.setattr(database, "BLOCK_BYTES", 128)
+    monkeypatch.setattr(database, "CHUNKS_PER_COPY", 2)
+    with caplog.at_level("INFO", logger=database.__name__):
+        small = export(source_airflow, tmp_path, export_id="small", chunk_rows=3)
+    assert "reading on in larger blocks" in caplog.text
+    assert checksums(small) == checksums(reference)
+
+
+def test_task_instances_are_paged_in_dag_run_order_where_their_key_is_not_time_ordered(
+    source_airflow, tmp_path
+):
+    from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
+
+    manifest = export(source_airflow, tmp_path, export_id="k", tables=["task_instance"], chunk_rows=2)
+    keyset = manifest.tables["task_instance"].keyset
+    # Airflow 3's key is a UUID v7 (time-ordered); Airflow 2's is (dag_id, task_id, run_id, ...).
+    assert keyset == (["id"] if AIRFLOW_V_3_0_PLUS else ["dag_run.id", "task_id", "map_index"])
+    if not AIRFLOW_V_3_0_PLUS:
+        rows = read_table(LocalSink(tmp_path), manifest, "task_instance").to_pylist()
+        runs = [r["run_id"] for r in rows]
+        assert runs == sorted(runs), runs  # the runs in order (created in date order), tasks together
+        assert len(manifest.tables["task_instance"].files) == 5  # 9 rows, chunks of 2 within one day
+
+
+def test_a_postgres_export_never_imports_pandas(source_airflow, tmp_path):
+    if source_airflow.backend != "postgres":
+        pytest.skip("the COPY fast path is PostgreSQL's")
+    code = (
+        "import sys\n"
+        "from airflow_provider_mwaaops.metadata.export import run_export\n"
+        "from airflow_provider_mwaaops.metadata.sinks.local import LocalSink\n"
+        "from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource\n"
+        f"m = run_export(DatabaseSource({source_airflow.sql_alchemy_conn!r}), LocalSink({str(tmp_path)!r}),"
+        " tables=['dag_run', 'task_instance', 'log', 'variable', 'connection'], chunk_rows=2)\n"
+        "assert m.total_rows > 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))\n"
+    )
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout  # pandas would cost ~40 MB of every export's RSS
+
+
 # -- must-show 3: killed at a random chunk, rerun, identical -------------------------------------
 class FailingSink(LocalSink):
     """Dies like a killed worker when it is asked to write its ``fail_at``-th data file."""

@@ -15,31 +15,38 @@ a server-side cursor into Arrow, column by column.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import pickle
-import threading
 import uuid
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
+from airflow_provider_mwaaops.metadata.arrays import variable_width_array
 from airflow_provider_mwaaops.metadata.sources.base import MetadataSource, ReadWindow
-from airflow_provider_mwaaops.metadata.tables import TableSpec
+from airflow_provider_mwaaops.metadata.sources.pg_copy import (
+    BIG_BLOCK_BYTES,
+    BLOCK_BYTES,
+    CopyFailed,
+    RowTooLong,
+    stream_copy,
+)
+from airflow_provider_mwaaops.metadata.tables import ParentOrder, TableSpec
 
 log = logging.getLogger(__name__)
 
-#: Arrow CSV block size: a row may not span more than one block, and these tables hold big rows
-#: (serialized DAGs, DAG source code, XCom values, trigger kwargs).
-_BLOCK = 16 << 20
-_BIG_BLOCK = 512 << 20
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: Chunks one COPY statement streams (see pg_copy): the server and the parser overlap.
+CHUNKS_PER_COPY = 10
+
+#: Tables whose rows are big (serialized DAGs, DAG source code, XCom values, trigger kwargs): read
+#: in big CSV blocks from the start (a row may not span two blocks; other tables switch on demand).
 _BIG_ROW_TABLES = frozenset(
     {"serialized_dag", "dag_code", "xcom", "trigger", "rendered_task_instance_fields"}
 )
@@ -92,9 +99,19 @@ def _decode_unique(values: pa.Array, decode: Any, out_type: pa.DataType) -> pa.A
     """Apply a Python ``decode`` to each *distinct* value only (most rows repeat a few values)."""
     encoded = pc.dictionary_encode(values) if len(values) else values
     if not isinstance(encoded, pa.DictionaryArray):
-        return pa.array([], out_type)
-    decoded = pa.array([None if v is None else decode(v) for v in encoded.dictionary.to_pylist()], out_type)
+        return pa.nulls(0, out_type)
+    decoded = variable_width_array([decode(v) for v in encoded.dictionary.to_pylist()], out_type)
     return decoded.take(encoded.indices)
+
+
+def _last_value(column: pa.ChunkedArray) -> Any:
+    """The column's last value as Python; timestamps by hand (``as_py`` would import pandas)."""
+    scalar = column[len(column) - 1]
+    if isinstance(scalar, pa.TimestampScalar) and scalar.is_valid:
+        unit = column.type.unit
+        per_second = {"s": 1, "ms": 1_000, "us": 1_000_000, "ns": 1_000_000_000}[unit]
+        return _EPOCH + timedelta(microseconds=scalar.value * 1_000_000 // per_second)
+    return scalar.as_py()
 
 
 def _fernet() -> Any:
@@ -138,6 +155,7 @@ class DatabaseSource(MetadataSource):
         self._inspector = sa.inspect(engine)
         self._table_names = set(self._inspector.get_table_names())
         self._tables: dict[str, sa.Table] = {}
+        self._parent_orders: dict[str, ParentOrder | None] = {}
         self._conn_id = conn_id
 
     # -- description --------------------------------------------------------------------------
@@ -184,10 +202,58 @@ class DatabaseSource(MetadataSource):
     def keyset(self, spec: TableSpec) -> list[str]:
         if spec.keyset:
             return list(spec.keyset)
+        if (order := self._parent_order(spec)) is not None:
+            return [f"{order.parent}.{order.parent_key}", *order.then_by]
         pk = [c.name for c in self._table(spec.name).primary_key.columns]
         if not pk:
             raise DatabaseSourceError(f"table {spec.name} has no primary key to paginate on")
         return pk
+
+    def _parent_order(self, spec: TableSpec) -> ParentOrder | None:
+        """``spec.parent_order`` where it applies: no ``id`` key of its own, and a foreign key to
+        the parent, so that the join loses no row."""
+        if spec.name not in self._parent_orders:
+            self._parent_orders[spec.name] = self._find_parent_order(spec)
+        return self._parent_orders[spec.name]
+
+    def _find_parent_order(self, spec: TableSpec) -> ParentOrder | None:
+        order = spec.parent_order
+        if order is None or "id" in self._table(spec.name).c or order.parent not in self._table_names:
+            return None
+        for fk in self._inspector.get_foreign_keys(spec.name):
+            if fk["referred_table"] == order.parent and set(fk["constrained_columns"]) == set(order.join_on):
+                return order
+        return None
+
+    def _key_column(self, spec: TableSpec, key: str) -> sa.Column:
+        """A keyset column: ``name`` of the table itself, or ``parent.name`` (see ParentOrder)."""
+        table_name, _, column = key.rpartition(".")
+        return self._table(table_name or spec.name).c[column]
+
+    def _from(self, spec: TableSpec) -> sa.FromClause:
+        table = self._table(spec.name)
+        order = self._parent_order(spec)
+        if order is None:
+            return table
+        parent = self._table(order.parent)
+        return table.join(parent, sa.and_(*[table.c[c] == parent.c[c] for c in order.join_on]))
+
+    def _chunk_query(
+        self,
+        spec: TableSpec,
+        selected: list[Any],
+        filters: list[Any],
+        keys: list[str],
+        last: Sequence[Any] | None,
+        chunk_rows: int,
+    ) -> sa.Select:
+        return (
+            sa.select(*selected)
+            .select_from(self._from(spec))
+            .where(*filters, *self._keyset_clause(spec, keys, last))
+            .order_by(*[self._key_column(spec, k) for k in keys])
+            .limit(chunk_rows)
+        )
 
     def _is_binary(self, table: sa.Table, name: str) -> bool:
         return isinstance(table.c[name].type, sa.LargeBinary)
@@ -218,8 +284,7 @@ class DatabaseSource(MetadataSource):
     # -- reading ------------------------------------------------------------------------------
     def _segments(self, spec: TableSpec, keys: list[str]) -> list[tuple[list[Any], list[str]]]:
         """Keyset passes: a nullable leading key column (log.dttm) gets a second pass for NULLs."""
-        table = self._table(spec.name)
-        first = table.c[keys[0]]
+        first = self._key_column(spec, keys[0])
         if len(keys) > 1 and first.nullable:
             return [([first.isnot(None)], keys), ([first.is_(None)], keys[1:])]
         return [([], keys)]
@@ -246,33 +311,30 @@ class DatabaseSource(MetadataSource):
         keys = self.keyset(spec)
         base_filter = self._window_filter(spec, window)
         for seg_filter, seg_keys in self._segments(spec, keys):
-            last: Sequence[Any] | None = None
-            while True:
-                if self.fast_path:
-                    chunk, last_key = self._pg_chunk(
-                        spec, columns, base_filter + seg_filter, seg_keys, last, chunk_rows, include_secrets
-                    )
-                else:
-                    chunk, last_key = self._generic_chunk(
-                        spec, columns, base_filter + seg_filter, seg_keys, last, chunk_rows, include_secrets
-                    )
-                if chunk.num_rows:
-                    yield chunk
-                if chunk.num_rows < chunk_rows:
-                    break
-                last = last_key
+            filters = base_filter + seg_filter
+            if self.fast_path:
+                yield from self._pg_read(spec, columns, filters, seg_keys, chunk_rows, include_secrets)
+            else:
+                yield from self._generic_read(spec, columns, filters, seg_keys, chunk_rows, include_secrets)
 
-    def _keyset_clause(self, table: sa.Table, keys: list[str], last: Sequence[Any] | None) -> list[Any]:
+    def _keyset_clause(self, spec: TableSpec, keys: list[str], last: Sequence[Any] | None) -> list[Any]:
         if last is None:
             return []
-        cols = [table.c[k] for k in keys]
+        cols = [self._key_column(spec, k) for k in keys]
         values = [self._bind_ts(v) if isinstance(v, datetime) else v for v in last]
         if len(cols) == 1:
             return [cols[0] > values[0]]
+        # The row comparison is the keyset; the redundant bound on its first column lets the
+        # planner start an index scan there when the columns span a join (ParentOrder).
         return [
+            cols[0] >= sa.literal(values[0], type_=cols[0].type),
             sa.tuple_(*cols)
-            > sa.tuple_(*[sa.literal(v, type_=c.type) for c, v in zip(cols, values, strict=True)])
+            > sa.tuple_(*[sa.literal(v, type_=c.type) for c, v in zip(cols, values, strict=True)]),
         ]
+
+    def _hidden_keys(self, spec: TableSpec, keys: list[str]) -> dict[str, str]:
+        """Keyset columns that are not exported columns (a parent's key) -> their result label."""
+        return {k: f"__key_{i}" for i, k in enumerate(keys) if k not in spec.column_index}
 
     def _select(self, spec: TableSpec, columns: list[str], include_secrets: bool, pg: bool) -> list[Any]:
         """SELECT list in catalog order; absent columns and excluded secrets are typed NULLs."""
@@ -300,110 +362,80 @@ class DatabaseSource(MetadataSource):
         return out
 
     # PostgreSQL: COPY ... TO STDOUT (CSV) -> pipe -> Arrow's CSV reader, no Python row objects.
-    def _pg_chunk(
+    def _pg_read(
         self,
         spec: TableSpec,
         columns: list[str],
         filters: list[Any],
         keys: list[str],
-        last: Sequence[Any] | None,
         chunk_rows: int,
         include_secrets: bool,
-    ) -> tuple[pa.Table, list[Any] | None]:
+    ) -> Iterator[pa.Table]:
+        """One keyset segment as chunks; each COPY statement streams up to CHUNKS_PER_COPY of them."""
         table = self._table(spec.name)
-        query = (
-            sa.select(*self._select(spec, columns, include_secrets, pg=True))
-            .select_from(table)
-            .where(*filters, *self._keyset_clause(table, keys, last))
-            .order_by(*[table.c[k] for k in keys])
-            .limit(chunk_rows)
-        )
-        compiled = query.compile(dialect=self.engine.dialect)
-        raw = self.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            cur.execute("SET statement_timeout = %s", (int(self.chunk_timeout * 1000),))
-            # Timestamps come out as "2024-01-01 00:00:00.123456+00", which Arrow parses as UTC.
-            cur.execute("SET TIME ZONE 'UTC'")
-            cur.execute("SET DateStyle = 'ISO, YMD'")
-            sql = cur.mogrify(str(compiled), compiled.params).decode()
-            arrow = self._copy_to_arrow(
-                cur, f"COPY ({sql}) TO STDOUT WITH (FORMAT csv)", spec, table, columns
+        hidden = self._hidden_keys(spec, keys)
+        selected = self._select(spec, columns, include_secrets, pg=True)
+        selected += [self._key_column(spec, k).label(label) for k, label in hidden.items()]
+        types = self._pg_types(spec, table, columns, hidden)
+        limit = chunk_rows * CHUNKS_PER_COPY
+        block = BIG_BLOCK_BYTES if spec.name in _BIG_ROW_TABLES else BLOCK_BYTES
+        last: list[Any] | None = None
+        while True:
+            compiled = self._chunk_query(spec, selected, filters, keys, last, limit).compile(
+                dialect=self.engine.dialect
             )
-            raw.commit()
-        except Exception as err:
-            raw.rollback()
-            if "statement timeout" in str(err):
-                raise DatabaseSourceError(
-                    f"table {spec.name}: a chunk of {chunk_rows} rows took over {self.chunk_timeout:g} s "
-                    "(chunk_timeout); use a smaller chunk_rows or a larger chunk_timeout"
-                ) from err
-            raise
-        finally:
-            raw.close()
-        if arrow.num_rows == 0:
-            return arrow, None
-        return arrow, self._last_key(spec, arrow, keys)
-
-    def _copy_to_arrow(
-        self, cur: Any, copy_sql: str, spec: TableSpec, table: sa.Table, columns: list[str]
-    ) -> pa.Table:
-        """Stream COPY's CSV through a pipe into Arrow while the server is still sending it.
-
-        A thread feeds the pipe (psycopg2 releases the GIL while it waits for the server), so the
-        database and the parser work at the same time and the CSV text is never held whole.
-        """
-        read_fd, write_fd = os.pipe()
-        reader = os.fdopen(read_fd, "rb")
-        writer = os.fdopen(write_fd, "wb")
-        failure: list[BaseException] = []
-
-        def pump() -> None:
+            rows = 0
             try:
-                cur.copy_expert(copy_sql, writer, size=1 << 20)
-            except BaseException as err:  # reported by the reading side
-                failure.append(err)
-            finally:
-                with contextlib.suppress(OSError):  # the reader gave up first (BrokenPipe)
-                    writer.close()
+                for parsed in stream_copy(
+                    self.engine.raw_connection(),
+                    str(compiled),
+                    compiled.params,
+                    types,
+                    chunk_rows=chunk_rows,
+                    block_size=block,
+                    timeout_s=self.chunk_timeout * CHUNKS_PER_COPY,
+                    name=spec.name,
+                ):
+                    rows += parsed.num_rows
+                    last = [_last_value(parsed.column(hidden.get(k, k))) for k in keys]
+                    yield self._from_pg_csv(spec, table, columns, parsed, include_secrets)
+            except RowTooLong as err:
+                if block >= BIG_BLOCK_BYTES:
+                    raise DatabaseSourceError(
+                        f"table {spec.name}: a row is larger than {BIG_BLOCK_BYTES >> 20} MB of CSV"
+                    ) from err
+                log.info("Table %s has rows over %d KB: reading on in larger blocks", spec.name, block >> 10)
+                block = BIG_BLOCK_BYTES
+                continue  # from the last chunk passed on: chunk boundaries are unchanged
+            except CopyFailed as err:
+                if "statement timeout" in str(err):
+                    raise DatabaseSourceError(
+                        f"table {spec.name}: {CHUNKS_PER_COPY} chunks of {chunk_rows} rows took over "
+                        f"{self.chunk_timeout * CHUNKS_PER_COPY:g} s ({self.chunk_timeout:g} s each, "
+                        "chunk_timeout); use a smaller chunk_rows or a larger chunk_timeout"
+                    ) from err
+                raise err.__cause__ or err from None
+            if rows < limit:
+                return
 
-        thread = threading.Thread(target=pump, name=f"mwaaops-copy-{spec.name}", daemon=True)
-        thread.start()
-        try:
-            parsed = self._read_pg_csv(spec, table, columns, reader)
-        finally:
-            reader.close()
-            thread.join()
-        if failure:
-            raise failure[0]
-        return parsed
-
-    def _read_pg_csv(self, spec: TableSpec, table: sa.Table, columns: list[str], source: Any) -> pa.Table:
-        names = spec.column_names
+    def _pg_types(
+        self, spec: TableSpec, table: sa.Table, columns: list[str], hidden: dict[str, str]
+    ) -> dict[str, pa.DataType]:
+        """COPY's output columns and their Arrow types: the spec's (binary ones as hex text), then
+        ``hidden`` keys."""
         types: dict[str, pa.DataType] = {}
         for col in spec.columns:
             binary = col.name in columns and self._is_binary(table, col.name)
             types[col.name] = pa.string() if binary else col.arrow_type
-        try:
-            parsed = pacsv.read_csv(
-                source,
-                read_options=pacsv.ReadOptions(
-                    column_names=names, block_size=_BIG_BLOCK if spec.name in _BIG_ROW_TABLES else _BLOCK
-                ),
-                parse_options=pacsv.ParseOptions(newlines_in_values=True),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=types,
-                    null_values=[""],
-                    strings_can_be_null=True,
-                    quoted_strings_can_be_null=False,
-                    true_values=["t"],
-                    false_values=["f"],
-                ),
-            )
-        except pa.ArrowInvalid as err:
-            if "Empty CSV file" in str(err):
-                return spec.arrow_schema.empty_table()
-            raise
+        for key, label in hidden.items():
+            integer = isinstance(self._key_column(spec, key).type, sa.Integer)
+            types[label] = pa.int64() if integer else pa.string()
+        return types
+
+    def _from_pg_csv(
+        self, spec: TableSpec, table: sa.Table, columns: list[str], parsed: pa.Table, include_secrets: bool
+    ) -> pa.Table:
+        """The parsed CSV in the spec's schema: hex decoded, hidden keys dropped, secrets decrypted."""
         arrays: list[Any] = []
         for col in spec.columns:
             arr = parsed.column(col.name)
@@ -418,17 +450,28 @@ class DatabaseSource(MetadataSource):
                 arr = pa.chunked_array(pieces, out_type)
             arrays.append(arr)
         out = pa.Table.from_arrays(arrays, schema=spec.arrow_schema)
-        return self._decrypt_secrets(spec, out) if any(n in columns for n in spec.secret_columns) else out
-
-    @staticmethod
-    def _last_key(spec: TableSpec, chunk: pa.Table, keys: list[str]) -> list[Any]:
-        values = []
-        for k in keys:
-            v = chunk.column(k)[chunk.num_rows - 1].as_py()
-            values.append(v)
-        return values
+        if include_secrets and any(n in columns for n in spec.secret_columns):
+            out = self._decrypt_secrets(spec, out)
+        return out
 
     # Portable path: server-side cursor, column lists, one Arrow table per chunk.
+    def _generic_read(
+        self,
+        spec: TableSpec,
+        columns: list[str],
+        filters: list[Any],
+        keys: list[str],
+        chunk_rows: int,
+        include_secrets: bool,
+    ) -> Iterator[pa.Table]:
+        last: Sequence[Any] | None = None
+        while True:
+            chunk, last = self._generic_chunk(spec, columns, filters, keys, last, chunk_rows, include_secrets)
+            if chunk.num_rows:
+                yield chunk
+            if chunk.num_rows < chunk_rows:
+                return
+
     def _generic_chunk(
         self,
         spec: TableSpec,
@@ -442,13 +485,8 @@ class DatabaseSource(MetadataSource):
         table = self._table(spec.name)
         selected = self._select(spec, columns, include_secrets, pg=False)
         key_labels = [f"__key_{i}" for i in range(len(keys))]
-        query = (
-            sa.select(*selected, *[table.c[k].label(lbl) for k, lbl in zip(keys, key_labels, strict=True)])
-            .select_from(table)
-            .where(*filters, *self._keyset_clause(table, keys, last))
-            .order_by(*[table.c[k] for k in keys])
-            .limit(chunk_rows)
-        )
+        selected += [self._key_column(spec, k).label(lbl) for k, lbl in zip(keys, key_labels, strict=True)]
+        query = self._chunk_query(spec, selected, filters, keys, last, chunk_rows)
         n = len(spec.columns)
         values: list[list[Any]] = [[] for _ in range(n)]
         last_row: Any = None

@@ -1,0 +1,29 @@
+"""Arrow arrays from Python values without ``pa.array``/``pa.scalar``.
+
+Converting a Python list or value makes pyarrow import pandas (about 40 MB and up to a second of
+start-up) just to ask whether it is a pandas object. The export's hot path builds its few Python
+-made arrays here instead, so an export never loads pandas (``tests/metadata/test_export.py``
+checks it in a fresh process).
+"""
+
+from __future__ import annotations
+
+import array
+from typing import Any
+
+import pyarrow as pa
+
+
+def variable_width_array(values: list[str] | list[bytes], out_type: pa.DataType) -> pa.Array:
+    """Non-null ``str``/``bytes`` values as a ``string``/``binary`` array, built from buffers."""
+    data = [v.encode() if isinstance(v, str) else v for v in values]
+    offsets = array.array("i", [0])
+    for item in data:
+        offsets.append(offsets[-1] + len(item))
+    buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
+    return pa.Array.from_buffers(out_type, len(data), buffers)
+
+
+def string_scalar(value: str) -> Any:
+    """A ``string`` scalar (for compute functions that would otherwise convert a Python str)."""
+    return variable_width_array([value], pa.string())[0]
