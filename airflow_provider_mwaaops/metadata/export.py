@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_ROWS = 50_000
 #: Threads encoding and writing one chunk's files while the next chunk is read.
-WRITE_WORKERS = 4
+WRITE_WORKERS = 2
 MODES = ("full", "incremental")
 
 
@@ -282,6 +282,9 @@ def _export_table(
         for future in pending:
             entry.files.append(future.result())
         pending.clear()
+        # The chunk's buffers are free now: hand them back rather than let the allocator keep
+        # them, so peak memory is a chunk or two whatever the table size.
+        pa.default_memory_pool().release_unused()
 
     chunk_no, last_rows = -1, 0
     with ThreadPoolExecutor(max_workers=WRITE_WORKERS, thread_name_prefix="mwaaops-export") as pool:

@@ -46,7 +46,7 @@ class MetadataExportOperator(BaseOperator):
         tasks may not use the ORM); default: this Airflow's ``[database] sql_alchemy_conn``.
     :param sql_alchemy_url: the database as a SQLAlchemy URL instead of a connection. (templated)
     :param chunk_rows: rows per chunk (one Parquet file per chunk and day).
-    :param chunk_timeout: seconds one chunk query may take (PostgreSQL ``statement_timeout``).
+    :param chunk_timeout: seconds one chunk may take to read (PostgreSQL ``statement_timeout``).
     :param secrets: ``"exclude"`` (default: connection passwords/extras and variable values are not
         exported), ``"fernet"`` or ``"kms"`` (exported encrypted with an export key).
     :param key_variable: Variable holding the Fernet export key (``secrets="fernet"``).

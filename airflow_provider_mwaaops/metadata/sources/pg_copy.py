@@ -58,7 +58,7 @@ def _open_pipe() -> tuple[Any, Any]:
 def _csv_reader(source: Any, types: dict[str, pa.DataType], block_size: int) -> Any:
     return pacsv.open_csv(
         source,
-        read_options=pacsv.ReadOptions(column_names=list(types), block_size=block_size),
+        read_options=pacsv.ReadOptions(column_names=list(types), block_size=block_size, use_threads=False),
         parse_options=pacsv.ParseOptions(newlines_in_values=True),
         convert_options=pacsv.ConvertOptions(
             column_types=types,
