@@ -5,12 +5,13 @@ runs in an Airflow 3 task (where the ORM is blocked but a database connection is
 command outside Airflow. Tables and columns are reflected from the database, so one export code
 path serves both Airflow lines.
 
-Reading is keyset-paginated (``WHERE key > last ORDER BY key LIMIT chunk_rows``) in short
-transactions, never ``OFFSET``; a chunk is bounded in time by ``statement_timeout`` on
-PostgreSQL. On PostgreSQL (MWAA's backend) each chunk is fetched with ``COPY (SELECT ...) TO
-STDOUT`` as CSV and parsed by Arrow's C++ CSV reader, so rows never become Python objects: that
-is where a row-by-row exporter spends its time and memory. Other databases (SQLite) go through
-a server-side cursor into Arrow, column by column.
+Reading is keyset-paginated (``WHERE key > last ORDER BY key LIMIT n``) in short transactions,
+never ``OFFSET``. On PostgreSQL (MWAA's backend) one ``COPY (SELECT ...) TO STDOUT`` statement
+streams :data:`CHUNKS_PER_COPY` chunks as CSV into Arrow's C++ CSV reader (``pg_copy``), so
+rows never become Python objects (where a row-by-row exporter spends its time and memory) and
+the server and the parser work at the same time; ``statement_timeout`` bounds each statement
+at ``chunk_timeout`` per chunk. Other databases (SQLite) read a chunk per query through a
+server-side cursor into Arrow, column by column.
 """
 
 from __future__ import annotations
