@@ -93,7 +93,11 @@ def partition_values(spec: TableSpec, chunk: pa.Table) -> pa.Array:
 
 
 def split_partitions(spec: TableSpec, chunk: pa.Table) -> list[tuple[str | None, pa.Table]]:
-    """The chunk as (partition, rows) pieces, partitions ascending, source order kept within."""
+    """The chunk as (partition, rows) pieces, partitions ascending, source order kept within.
+
+    Pieces are zero-copy: a chunk is cut into runs of rows of one day (in a time-ordered keyset
+    a day is usually one run) and each day's runs are joined as a chunked table, never copied.
+    """
     if not spec.partitioned:
         return [(None, chunk)]
     days = partition_values(spec, chunk)
@@ -101,22 +105,13 @@ def split_partitions(spec: TableSpec, chunk: pa.Table) -> list[tuple[str | None,
         days = days.combine_chunks()
     runs = pc.run_end_encode(days)
     values, ends = runs.values.to_pylist(), runs.run_ends.to_pylist()
-    if len(set(values)) == len(values):
-        # Time-ordered chunks (the usual case): each day is one run of rows, cut without copying.
-        bounds = zip(values, [0, *ends[:-1]], ends, strict=True)
-        pieces = [(day, chunk.slice(start, end - start)) for day, start, end in bounds]
-        return sorted(pieces, key=lambda piece: piece[0])
-    order = pc.sort_indices(days)  # stable: rows of one day keep their keyset order
-    ordered = chunk.take(order)
-    sorted_days = days.take(order)
-    pieces = []
-    start = 0
-    sorted_values = sorted_days.to_pylist()
-    for i in range(1, len(sorted_values) + 1):
-        if i == len(sorted_values) or sorted_values[i] != sorted_values[start]:
-            pieces.append((sorted_values[start], ordered.slice(start, i - start)))
-            start = i
-    return pieces
+    by_day: dict[str, list[pa.Table]] = {}
+    for day, start, end in zip(values, [0, *ends[:-1]], ends, strict=True):
+        by_day.setdefault(day, []).append(chunk.slice(start, end - start))
+    return [
+        (day, pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces))
+        for day, pieces in sorted(by_day.items())
+    ]
 
 
 def _encrypt_secrets(spec: TableSpec, chunk: pa.Table, cipher: SecretCipher) -> pa.Table:
