@@ -13,7 +13,7 @@ Each export runs in a fresh process, which reports its own peak RSS (``VmHWM``).
 table is doubled to 2M rows and measured again, and finally 10k new task instances are added and
 an incremental export of every default table is timed. Run it with the Airflow 2.11 venv:
 
-    .venv-airflow2/bin/python benchmarks/metadata_export.py            # ~10 min on 2 cores
+    .venv-airflow2/bin/python benchmarks/metadata_export.py            # ~13 min on 2 cores
     .venv-airflow2/bin/python benchmarks/metadata_export.py --json out.json
 
 PostgreSQL: ``MWAAOPS_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test) names
@@ -276,7 +276,7 @@ def main() -> int:
     parser.add_argument(
         "--reuse-db",
         action="store_true",
-        help=f"keep {BENCH_DB} if it holds exactly the freshly filled rows (skips the 4-minute fill)",
+        help=f"keep {BENCH_DB} if it holds exactly the freshly filled rows (skips the fill)",
     )
     args = parser.parse_args()
 
