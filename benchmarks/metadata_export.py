@@ -13,7 +13,7 @@ Each export runs in a fresh process, which reports its own peak RSS (``VmHWM``).
 table is doubled to 2M rows and measured again, and finally 10k new task instances are added and
 an incremental export of every default table is timed. Run it with the Airflow 2.11 venv:
 
-    .venv-airflow2/bin/python benchmarks/metadata_export.py            # ~13 min on 2 cores
+    .venv-airflow2/bin/python benchmarks/metadata_export.py            # ~8 min on 2 cores
     .venv-airflow2/bin/python benchmarks/metadata_export.py --json out.json
 
 PostgreSQL: ``MWAAOPS_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test) names
