@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-#: Chunks one COPY statement streams (see pg_copy): the server and the parser overlap.
+#: How many chunks one COPY statement streams (see pg_copy), so the server and the parser overlap.
 CHUNKS_PER_COPY = 10
 
 #: Tables whose rows are big (serialized DAGs, DAG source code, XCom values, trigger kwargs): read
