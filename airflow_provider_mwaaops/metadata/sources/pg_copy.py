@@ -4,8 +4,10 @@ Why a stream rather than one COPY per chunk: the server formats rows on one core
 parses them on the other only if both run at the same time. One statement per chunk serialises
 them (the server waits while the client parses, and the other way round) and costs a statement
 per chunk; one statement for several chunks, read through a pipe by Arrow's streaming CSV
-reader, keeps both busy. Chunks are cut client-side every ``chunk_rows`` rows, so the chunk
-boundaries are the same as with a statement per chunk (they depend on the keyset order only).
+reader, keeps both busy. :func:`stream_copy` cuts chunks client-side every ``chunk_rows`` rows,
+so the chunk boundaries are the same as with a statement per chunk (they depend on the keyset
+order only); :func:`copy_batches` hands the batches to callers that cut otherwise (by group,
+across statements: see ``chunking``).
 
 A thread feeds the pipe from psycopg2's ``copy_expert`` (which releases the GIL while it waits
 for the server); the reading side yields chunks while the server is still sending. The pipe and
@@ -24,12 +26,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
+from airflow_provider_mwaaops.metadata.sources.chunking import cut_rows
+
 #: Arrow CSV block sizes. A row may not span two blocks: a stream starts in small blocks (parsing
 #: starts early, little is buffered) and is read again in big ones if a row does not fit.
 BLOCK_BYTES = 1 << 20
 BIG_BLOCK_BYTES = 512 << 20
 #: Bytes the kernel pipe may hold between the COPY thread and the parser (Linux F_SETPIPE_SZ).
 _PIPE_BYTES = 1 << 20
+#: Bytes gathered from psycopg2's per-row writes before each write into the pipe (one system
+#: call per row would cost more than the row).
+_WRITE_BUFFER = 256 << 10
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 
 
@@ -41,21 +48,31 @@ class RowTooLong(Exception):
     """A row did not fit in one CSV block; read again with a larger ``block_size``."""
 
 
-def _session(cur: Any, timeout_s: float) -> None:
+def _session(cur: Any, timeout_s: float) -> bool:
+    """Set up the statement's session; True if its text is known to be valid UTF-8 already."""
     cur.execute("SET statement_timeout = %s", (int(timeout_s * 1000),))
+    cur.execute("SET client_encoding = 'UTF8'")
+    # One backend per export: a parallel plan for a streamed COPY only moves each row through
+    # a worker queue, and takes a core from the database's other users (and from the parser).
+    cur.execute("SET max_parallel_workers_per_gather = 0")
+    cur.execute("SET jit = off")  # compiling costs more than a plain scan of a chunk saves
     # Timestamps come out as "2024-01-01 00:00:00.123456+00", which Arrow parses as UTC.
     cur.execute("SET TIME ZONE 'UTC'")
     cur.execute("SET DateStyle = 'ISO, YMD'")
+    # A UTF8 database validates text as it is stored, so Arrow need not check it again (a
+    # tenth of the parse); SQL_ASCII stores any bytes, which Arrow must then refuse.
+    cur.execute("SHOW server_encoding")
+    return bool(cur.fetchone()[0] == "UTF8")
 
 
 def _open_pipe() -> tuple[Any, Any]:
     read_fd, write_fd = os.pipe()
     with contextlib.suppress(OSError):  # a smaller pipe only means less read-ahead
         fcntl.fcntl(write_fd, _F_SETPIPE_SZ, _PIPE_BYTES)
-    return os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb")
+    return os.fdopen(read_fd, "rb"), os.fdopen(write_fd, "wb", buffering=_WRITE_BUFFER)
 
 
-def _csv_reader(source: Any, types: dict[str, pa.DataType], block_size: int) -> Any:
+def _csv_reader(source: Any, types: dict[str, pa.DataType], block_size: int, check_utf8: bool) -> Any:
     return pacsv.open_csv(
         source,
         read_options=pacsv.ReadOptions(column_names=list(types), block_size=block_size, use_threads=False),
@@ -67,54 +84,34 @@ def _csv_reader(source: Any, types: dict[str, pa.DataType], block_size: int) -> 
             quoted_strings_can_be_null=False,
             true_values=["t"],
             false_values=["f"],
+            check_utf8=check_utf8,
         ),
     )
 
 
-def _cut(batches: Iterator[pa.RecordBatch], schema: pa.Schema, chunk_rows: int) -> Iterator[pa.Table]:
-    """Record batches of any size -> tables of exactly ``chunk_rows`` rows (zero-copy slices),
-    then the remainder as a shorter table."""
-    held: list[pa.RecordBatch] = []
-    count = 0
-    for batch in batches:
-        held.append(batch)
-        count += batch.num_rows
-        while count >= chunk_rows:
-            table = pa.Table.from_batches(held, schema)
-            yield table.slice(0, chunk_rows)
-            rest = table.slice(chunk_rows)
-            held, count = rest.to_batches(), rest.num_rows
-    if count:
-        yield pa.Table.from_batches(held, schema)
-
-
-def stream_copy(
+def copy_batches(
     raw_connection: Any,
     select_sql: str,
     params: Any,
     types: dict[str, pa.DataType],
     *,
-    chunk_rows: int,
     block_size: int,
     timeout_s: float,
     name: str,
-) -> Iterator[pa.Table]:
-    """Chunks of ``chunk_rows`` rows (the last may be shorter) of ``select_sql``'s result.
+) -> Iterator[pa.RecordBatch]:
+    """``select_sql``'s result as record batches, while the server is still sending.
 
-    ``select_sql`` is in the driver's paramstyle with ``params`` bound by the driver.
-
-    ``types`` names every output column, in order, with its Arrow type. ``raw_connection`` is a
-    DBAPI (psycopg2) connection; it is committed at the end and closed in every case. Full chunks
-    are yielded as they arrive; a failure of the statement surfaces as :class:`CopyFailed` before
-    the shorter last chunk, so a stream cut short never ends as if the table had ended there.
+    ``select_sql`` is in the driver's paramstyle with ``params`` bound by the driver. ``types``
+    names every output column, in order, with its Arrow type. ``raw_connection`` is a DBAPI
+    (psycopg2) connection; it is committed at the end and closed in every case. A failure of the
+    statement raises :class:`CopyFailed` after the rows that arrived before it, never a clean end.
     """
-    schema = pa.schema(list(types.items()))
     cur = raw_connection.cursor()
     failure: list[BaseException] = []
     thread: threading.Thread | None = None
     reader, writer = _open_pipe()
     try:
-        _session(cur, timeout_s)
+        valid_utf8 = _session(cur, timeout_s)
         copy_sql = f"COPY ({cur.mogrify(select_sql, params).decode()}) TO STDOUT WITH (FORMAT csv)"
 
         def pump() -> None:
@@ -128,19 +125,12 @@ def stream_copy(
 
         thread = threading.Thread(target=pump, name=f"mwaaops-copy-{name}", daemon=True)
         thread.start()
-        last: pa.Table | None = None
-        for chunk in _cut(_batches(reader, types, block_size), schema, chunk_rows):
-            if chunk.num_rows < chunk_rows:
-                last = chunk  # the end of the stream: yielded once the statement is known to be done
-            else:
-                yield chunk
+        yield from _batches(reader, types, block_size, check_utf8=not valid_utf8)
         reader.close()
         thread.join()
         if failure:
             raise CopyFailed(str(failure[0])) from failure[0]
         raw_connection.commit()
-        if last is not None:
-            yield last
     finally:
         reader.close()
         if thread is not None:
@@ -149,9 +139,32 @@ def stream_copy(
             raw_connection.close()
 
 
-def _batches(source: Any, types: dict[str, pa.DataType], block_size: int) -> Iterator[pa.RecordBatch]:
+def stream_copy(
+    raw_connection: Any,
+    select_sql: str,
+    params: Any,
+    types: dict[str, pa.DataType],
+    *,
+    chunk_rows: int,
+    block_size: int,
+    timeout_s: float,
+    name: str,
+) -> Iterator[pa.Table]:
+    """Chunks of ``chunk_rows`` rows (the last may be shorter) of ``select_sql``'s result (see
+    :func:`copy_batches`). Full chunks are yielded as they arrive; a failed statement raises
+    before the shorter last chunk, so a stream cut short never ends as if the table ended there.
+    """
+    batches = copy_batches(
+        raw_connection, select_sql, params, types, block_size=block_size, timeout_s=timeout_s, name=name
+    )
+    yield from cut_rows(batches, pa.schema(list(types.items())), chunk_rows)
+
+
+def _batches(
+    source: Any, types: dict[str, pa.DataType], block_size: int, check_utf8: bool
+) -> Iterator[pa.RecordBatch]:
     try:
-        yield from _csv_reader(source, types, block_size)
+        yield from _csv_reader(source, types, block_size, check_utf8)
     except pa.ArrowInvalid as err:
         if "straddl" in str(err):
             raise RowTooLong(str(err)) from err
