@@ -200,9 +200,12 @@ def test_task_instances_are_paged_in_dag_run_order_where_their_key_is_not_time_o
     assert keyset == (["id"] if AIRFLOW_V_3_0_PLUS else ["dag_run.id", "task_id", "map_index"])
     if not AIRFLOW_V_3_0_PLUS:
         rows = read_table(LocalSink(tmp_path), manifest, "task_instance").to_pylist()
-        runs = [r["run_id"] for r in rows]
-        assert runs == sorted(runs), runs  # the runs in order (created in date order), tasks together
-        assert len(manifest.tables["task_instance"].files) == 5  # 9 rows, chunks of 2 within one day
+        order = [(r["run_id"], r["task_id"], r["map_index"]) for r in rows]
+        assert order == sorted(order), order  # runs in order (created in date order), then tasks
+        # A chunk never splits a run: 3 runs of 3 task instances with chunks of 2 rows are
+        # 3 chunks of one run each (one file each, all on one day).
+        files = manifest.tables["task_instance"].files
+        assert [f.rows for f in files] == [3, 3, 3]
 
 
 def test_a_postgres_export_never_imports_pandas(source_airflow, tmp_path):
@@ -419,3 +422,4 @@ def test_export_to_s3_and_verify(source_airflow, aws_emulator, tmp_path):
     assert any(k.startswith("airflow/prod/s3x/dag_run/dt=2024-01-0") for k in keys)
     assert list_exports(sink) == ["s3x"]
     assert verify_export(sink, load_manifest(sink, "s3x")) == manifest.total_rows
+
