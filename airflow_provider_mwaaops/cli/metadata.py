@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from airflow_provider_mwaaops.cli import CliError
+from airflow_provider_mwaaops.metadata import DEFAULT_CHUNK_ROWS
 
 #: Extra modules (in this package) that add ``metadata`` sub-commands via ``register(subparsers)``.
 SUBCOMMAND_MODULES: tuple[str, ...] = ("metadata_report", "metadata_restore")
@@ -59,7 +60,7 @@ def _register_export(sub: Any) -> None:
     p.add_argument("--mode", choices=("full", "incremental"), default="full")
     p.add_argument("--previous", dest="previous_export_id", help="export an incremental one continues")
     p.add_argument("--tables", help="comma-separated table names (default: all but xcom)")
-    p.add_argument("--chunk-rows", type=int, default=50_000)
+    p.add_argument("--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS)
     p.add_argument("--chunk-timeout", type=float, default=300.0, help="seconds per chunk query")
     p.add_argument("--no-fast-path", action="store_true", help="PostgreSQL: use the cursor path, not COPY")
     p.add_argument("--secrets", choices=("exclude", "fernet", "kms"), default="exclude")

@@ -9,7 +9,6 @@ checks it in a fresh process).
 from __future__ import annotations
 
 import array
-from typing import Any
 
 import pyarrow as pa
 
@@ -22,8 +21,3 @@ def variable_width_array(values: list[str] | list[bytes], out_type: pa.DataType)
         offsets.append(offsets[-1] + len(item))
     buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
     return pa.Array.from_buffers(out_type, len(data), buffers)
-
-
-def string_scalar(value: str) -> Any:
-    """A ``string`` scalar (for compute functions that would otherwise convert a Python str)."""
-    return variable_width_array([value], pa.string())[0]

@@ -13,13 +13,13 @@ import logging
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from airflow_provider_mwaaops.metadata.arrays import string_scalar
+from airflow_provider_mwaaops.metadata import DEFAULT_CHUNK_ROWS
 from airflow_provider_mwaaops.metadata.manifest import (
     ExportError,
     FileEntry,
@@ -45,7 +45,6 @@ from airflow_provider_mwaaops.metadata.tables import (
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_ROWS = 50_000
 #: Threads encoding and writing one chunk's files while the next chunk is read.
 WRITE_WORKERS = 2
 MODES = ("full", "incremental")
@@ -75,7 +74,7 @@ def parquet_bytes(table: pa.Table) -> bytes:
         table,
         buf,
         compression="zstd",
-        compression_level=3,
+        compression_level=1,
         row_group_size=max(table.num_rows, 1),
         use_dictionary=True,
         write_statistics=True,
@@ -84,12 +83,21 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return buf.getvalue()
 
 
-def partition_values(spec: TableSpec, chunk: pa.Table) -> pa.Array:
-    """The ``dt`` of each row: date (UTC) of the first non-null of ``spec.partition_by``."""
+def partition_days(spec: TableSpec, chunk: pa.Table) -> pa.Array:
+    """The UTC date (``date32``, null where every ``spec.partition_by`` column is null) of each row.
+
+    A cast, not ``strftime``: formatting every row's timestamp as text costs more than parsing the
+    whole chunk; only the few distinct days of a chunk are ever formatted (``_partition_name``).
+    """
     arrays = [chunk.column(name) for name in spec.partition_by]
     stamp = pc.coalesce(*arrays) if len(arrays) > 1 else arrays[0]
-    days = pc.strftime(stamp, format="%Y-%m-%d")
-    return pc.fill_null(days, string_scalar(NULL_PARTITION))
+    days = pc.cast(stamp, pa.date32())
+    return days.combine_chunks() if isinstance(days, pa.ChunkedArray) else days
+
+
+def _partition_name(day: date | None) -> str:
+    """Hive's ``dt`` value: ``YYYY-MM-DD``, or Hive's default partition for rows without a date."""
+    return NULL_PARTITION if day is None else day.isoformat()
 
 
 def split_partitions(spec: TableSpec, chunk: pa.Table) -> list[tuple[str | None, pa.Table]]:
@@ -100,14 +108,11 @@ def split_partitions(spec: TableSpec, chunk: pa.Table) -> list[tuple[str | None,
     """
     if not spec.partitioned:
         return [(None, chunk)]
-    days = partition_values(spec, chunk)
-    if isinstance(days, pa.ChunkedArray):
-        days = days.combine_chunks()
-    runs = pc.run_end_encode(days)
+    runs = pc.run_end_encode(partition_days(spec, chunk))
     values, ends = runs.values.to_pylist(), runs.run_ends.to_pylist()
     by_day: dict[str, list[pa.Table]] = {}
     for day, start, end in zip(values, [0, *ends[:-1]], ends, strict=True):
-        by_day.setdefault(day, []).append(chunk.slice(start, end - start))
+        by_day.setdefault(_partition_name(day), []).append(chunk.slice(start, end - start))
     return [
         (day, pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces))
         for day, pieces in sorted(by_day.items())
@@ -133,6 +138,9 @@ def _blank_secrets(spec: TableSpec, chunk: pa.Table) -> pa.Table:
 
 def _write_file(sink: Sink, export_id: str, path: str, piece: pa.Table, partition: str | None) -> FileEntry:
     data = parquet_bytes(piece)
+    # The encoder's buffers were allocated on this thread: hand them back now (the allocator
+    # keeps freed memory per thread, and this one may sit idle until the next chunk).
+    pa.default_memory_pool().release_unused()
     sink.write_bytes(f"{export_id}/{path}", data)
     return FileEntry(path, piece.num_rows, len(data), sha256_hex(data), partition)
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mwaaops.compat import BaseOperator
+from airflow_provider_mwaaops.metadata import DEFAULT_CHUNK_ROWS
 
 if TYPE_CHECKING:
     from airflow_provider_mwaaops.compat import Context
@@ -80,7 +81,7 @@ class MetadataExportOperator(BaseOperator):
         source: str = "database",
         db_conn_id: str | None = None,
         sql_alchemy_url: str | None = None,
-        chunk_rows: int = 50_000,
+        chunk_rows: int = DEFAULT_CHUNK_ROWS,
         chunk_timeout: float = 300.0,
         secrets: str = "exclude",
         key_variable: str | None = None,
