@@ -422,4 +422,3 @@ def test_export_to_s3_and_verify(source_airflow, aws_emulator, tmp_path):
     assert any(k.startswith("airflow/prod/s3x/dag_run/dt=2024-01-0") for k in keys)
     assert list_exports(sink) == ["s3x"]
     assert verify_export(sink, load_manifest(sink, "s3x")) == manifest.total_rows
-

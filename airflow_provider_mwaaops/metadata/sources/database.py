@@ -313,7 +313,9 @@ class DatabaseSource(MetadataSource):
             return
         keys = self.keyset(spec)
         base_filter = self._window_filter(spec, window)
-        if self._parent_order(spec) is not None:
+        # An incremental window holds few rows: sorting them costs the server less than walking
+        # every run for them, so only whole-table reads go by ranges of parents.
+        if self._parent_order(spec) is not None and window.low is None:
             yield from self._read_by_parent(spec, columns, base_filter, keys, chunk_rows, include_secrets)
             return
         for seg_filter, seg_keys in self._segments(spec, keys):
