@@ -69,10 +69,6 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "AWS Step Functions (redriving)",
                 "python-modules": ["airflow_provider_mwaaops.hooks.step_function"],
             },
-            {
-                "integration-name": "Amazon MWAA (REST API)",
-                "python-modules": ["airflow_provider_mwaaops.hooks.mwaa"],
-            },
         ],
         "triggers": [
             {

@@ -102,7 +102,7 @@ def _restore(args: argparse.Namespace) -> Any:
             raise CliError(f"no complete export under {sink.url}")
         export_id = latest.export_id
     if args.api or args.mwaa_environment:
-        from airflow_provider_mwaaops.hooks.mwaa import AirflowApiClient
+        from airflow_provider_mwaaops.airflow_api import AirflowApiClient
         from airflow_provider_mwaaops.metadata.restore.rest import restore_through_api
 
         if args.mwaa_environment:

@@ -321,7 +321,7 @@ def api_client_from_config() -> Any:
     one timeout, never a retry ladder.
     """
     from airflow_provider_mwaaops.compat import conf
-    from airflow_provider_mwaaops.hooks.mwaa import AirflowApiClient
+    from airflow_provider_mwaaops.airflow_api import AirflowApiClient
 
     timeout = conf.getfloat("mwaaops", "api_timeout", fallback=5.0)
     environment = conf.get("mwaaops", "mwaa_environment_name", fallback="")

@@ -179,7 +179,7 @@ class MetadataRestoreOperator(BaseOperator):
             export_id = latest.export_id
         self.log.info("Restoring export %s from %s", export_id, sink.full_path(export_id))
         if self.target == "api":
-            from airflow_provider_mwaaops.hooks.mwaa import AirflowApiClient
+            from airflow_provider_mwaaops.airflow_api import AirflowApiClient
             from airflow_provider_mwaaops.metadata.restore.rest import restore_through_api
 
             client = (

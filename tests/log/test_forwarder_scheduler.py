@@ -309,7 +309,7 @@ def test_failure_callbacks_get_the_reason_from_the_event_log(
     else:
         from types import SimpleNamespace
 
-        from airflow_provider_mwaaops.hooks.mwaa import AirflowApiClient
+        from airflow_provider_mwaaops.airflow_api import AirflowApiClient
         from airflow_provider_mwaaops.log.reasons import ApiEventLogSource, end_reason_from_context
         from airflow_provider_mwaaops.testing.api_server import ADMIN_USER
 

@@ -150,7 +150,7 @@ def test_lookups_swallow_errors_and_report_each_kind_once(caplog: pytest.LogCapt
 
 
 def test_an_unreachable_api_costs_one_short_timeout_and_no_error() -> None:
-    from airflow_provider_mwaaops.hooks.mwaa import AirflowApiClient
+    from airflow_provider_mwaaops.airflow_api import AirflowApiClient
 
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))

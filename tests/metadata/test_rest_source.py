@@ -127,7 +127,7 @@ def small_page_api(mwaaops_airflow: Any, _mwaaops_emulator_server: Any, history:
 
 
 def _url_client(server: Any) -> Any:
-    from airflow_provider_mwaaops.hooks.mwaa import AirflowApiClient
+    from airflow_provider_mwaaops.airflow_api import AirflowApiClient
 
     return AirflowApiClient.from_url(server.url, username="admin", password=server.password)
 
@@ -257,7 +257,7 @@ def test_rest_export_through_mwaa_invoke_rest_api(
     small_page_api: Any, history: Any, aws_emulator: Any, tmp_path: Path
 ) -> None:
     """The same export through the MWAA InvokeRestApi emulator gives byte-identical files."""
-    from airflow_provider_mwaaops.hooks.mwaa import AirflowApiClient
+    from airflow_provider_mwaaops.airflow_api import AirflowApiClient
     from airflow_provider_mwaaops.metadata.sources.rest import RestSource
     from airflow_provider_mwaaops.testing.extensions import mwaa_rest_api
 
@@ -328,7 +328,7 @@ def test_incremental_rest_export_reads_only_new_event_logs(
 
 @airflow3
 def test_unreachable_api_fails_clearly_and_writes_no_manifest(tmp_path: Path) -> None:
-    from airflow_provider_mwaaops.hooks.mwaa import AirflowApiClient, AirflowApiError
+    from airflow_provider_mwaaops.airflow_api import AirflowApiClient, AirflowApiError
     from airflow_provider_mwaaops.metadata.sources.rest import RestSource
     from airflow_provider_mwaaops.testing.api_server import free_port
 
@@ -346,7 +346,7 @@ def test_a_server_without_api_v2_is_refused(tmp_path: Path) -> None:
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from airflow_provider_mwaaops.hooks.mwaa import AirflowApiClient
+    from airflow_provider_mwaaops.airflow_api import AirflowApiClient
     from airflow_provider_mwaaops.metadata.sources.rest import RestSource, RestSourceError
 
     class NotFound(BaseHTTPRequestHandler):
@@ -372,7 +372,7 @@ def test_a_server_without_api_v2_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="Airflow 2 behaviour")
 def test_rest_source_is_not_available_on_airflow_2() -> None:
-    from airflow_provider_mwaaops.hooks.mwaa import AirflowApiClient
+    from airflow_provider_mwaaops.airflow_api import AirflowApiClient
     from airflow_provider_mwaaops.metadata.sources.rest import RestSource, RestSourceUnavailable
 
     with pytest.raises(RestSourceUnavailable, match=r"not available on Airflow 2.*DatabaseSource"):

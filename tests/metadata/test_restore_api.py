@@ -34,7 +34,7 @@ def export(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 def _client(server: Any) -> Any:
-    from airflow_provider_mwaaops.hooks.mwaa import AirflowApiClient
+    from airflow_provider_mwaaops.airflow_api import AirflowApiClient
 
     return AirflowApiClient.from_url(server.url, username="admin", password=server.password)
 

@@ -59,7 +59,7 @@ def _latest_rows(sink: Sink, manifests: list[Manifest], table: str, key: str) ->
 
 class RestApiRestorer:
     """Restores variables, pools and connections through an
-    :class:`~airflow_provider_mwaaops.hooks.mwaa.AirflowApiClient`."""
+    :class:`~airflow_provider_mwaaops.airflow_api.AirflowApiClient`."""
 
     def __init__(self, client: Any, cipher: SecretCipher | None, dry_run: bool) -> None:
         self.client = client

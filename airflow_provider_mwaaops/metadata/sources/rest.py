@@ -21,7 +21,7 @@ and it is written as null), nothing is invented. In short (details in ``docs/com
 
 Pages are offset/limit, ordered by a stable key (``id`` where the API sorts by it), within the
 server's ``[api] maximum_page_limit``; see
-:meth:`~airflow_provider_mwaaops.hooks.mwaa.AirflowApiClient.paginate`.
+:meth:`~airflow_provider_mwaaops.airflow_api.AirflowApiClient.paginate`.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from urllib.parse import quote
 
 import pyarrow as pa
 
-from airflow_provider_mwaaops.hooks.mwaa import AirflowApiClient, AirflowApiError
+from airflow_provider_mwaaops.airflow_api import AirflowApiClient, AirflowApiError
 from airflow_provider_mwaaops.metadata.sources.base import MetadataSource, ReadWindow
 from airflow_provider_mwaaops.metadata.tables import TableSpec
 
@@ -380,8 +380,8 @@ def _parse_ts(value: Any) -> datetime | None:
 class RestSource(MetadataSource):
     """Airflow 3's metadata read through its REST API (a URL with a token, or MWAA InvokeRestApi).
 
-    ``client``: an :class:`~airflow_provider_mwaaops.hooks.mwaa.AirflowApiClient` (default:
-    :meth:`~airflow_provider_mwaaops.hooks.mwaa.AirflowApiClient.from_config`).
+    ``client``: an :class:`~airflow_provider_mwaaops.airflow_api.AirflowApiClient` (default:
+    :meth:`~airflow_provider_mwaaops.airflow_api.AirflowApiClient.from_config`).
     ``page_size``: items asked for per call; the server caps it at ``[api] maximum_page_limit``.
     ``watermark_lag``: for watermarks the API filters on but does not return (``updated_at``), the
     high watermark is the time the source was created minus this margin. Raise it when the

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_mwaaops.hooks.mwaa import (
+from airflow_provider_mwaaops.airflow_api import (
     AirflowApiClient,
     AirflowApiError,
     AirflowApiResponseTooLarge,
