@@ -320,8 +320,8 @@ def api_client_from_config() -> Any:
     One attempt and the configured ``api_timeout``: a slow or absent API must cost a task at most
     one timeout, never a retry ladder.
     """
-    from airflow_provider_mwaaops.compat import conf
     from airflow_provider_mwaaops.airflow_api import AirflowApiClient
+    from airflow_provider_mwaaops.compat import conf
 
     timeout = conf.getfloat("mwaaops", "api_timeout", fallback=5.0)
     environment = conf.get("mwaaops", "mwaa_environment_name", fallback="")
