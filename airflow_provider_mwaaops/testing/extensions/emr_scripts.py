@@ -35,7 +35,9 @@ import fnmatch
 import math
 import shlex
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -46,6 +48,16 @@ STEP_OUTCOMES = ("COMPLETED", "FAILED")
 JOB_RUN_OUTCOMES = ("SUCCESS", "FAILED")
 #: One lock for every emulated EMR clock: the server answers requests on several threads.
 SIMULATION_LOCK = threading.RLock()
+
+
+def now() -> float:
+    """The clock of every emulated EMR run (tests may replace it to move time by hand)."""
+    return time.time()
+
+
+def to_datetime(seconds: float) -> datetime:
+    """A naive UTC datetime, as moto's models keep them."""
+    return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
 
 
 class ScriptError(ValueError):

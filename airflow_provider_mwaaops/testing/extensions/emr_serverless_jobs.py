@@ -64,7 +64,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -77,8 +76,8 @@ from moto.emrserverless.responses import EMRServerlessResponse
 from moto.logs.models import LogsBackend
 from moto.utilities.paginator import paginate
 
-from airflow_provider_mwaaops.testing.extensions import emr_logs
-from airflow_provider_mwaaops.testing.extensions._patching import wrap_method
+from airflow_provider_mwaaops.testing.extensions import emr_logs, emr_scripts
+from airflow_provider_mwaaops.testing.extensions._patching import replaced_by, wrap_method
 from airflow_provider_mwaaops.testing.extensions.emr_scripts import (
     JOB_RUN_OUTCOMES,
     SIMULATION_LOCK,
@@ -91,6 +90,7 @@ from airflow_provider_mwaaops.testing.extensions.emr_scripts import (
     settings_from_properties,
     settings_from_tokens,
     split_submit_parameters,
+    to_datetime,
 )
 
 _PATCH = "mwaaops.emr_serverless"
@@ -112,16 +112,6 @@ class ConflictException(JsonRESTError):
 
     def __init__(self, message: str):
         super().__init__("ConflictException", message)
-
-
-def now() -> float:
-    """The emulator's clock (a function, so a test can move time forward)."""
-    return time.time()
-
-
-def to_datetime(seconds: float) -> datetime:
-    """A naive UTC datetime, as moto's models keep them."""
-    return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
 
 
 # -- applications ---------------------------------------------------------------------------------
@@ -397,7 +387,7 @@ def _start_job_run(original: Callable[..., JobRun]) -> Callable[..., JobRun]:
         self: EMRServerlessBackend, application_id: str, client_token: str, **kwargs: Any
     ) -> JobRun:
         with SIMULATION_LOCK:
-            at = now()
+            at = emr_scripts.now()
             app = self.get_application(application_id)
             book = book_of(self)
             token_key = (application_id, client_token, book.token_generation)
@@ -461,7 +451,7 @@ def _get_job_run(_original: Callable[..., JobRun]) -> Callable[..., JobRun]:
     def get_job_run(self: EMRServerlessBackend, application_id: str, job_run_id: str) -> JobRun:
         with SIMULATION_LOCK:
             run = _find_run(self, application_id, job_run_id)
-            advance_run(self, run, now())
+            advance_run(self, run, emr_scripts.now())
             return run
 
     return get_job_run
@@ -471,7 +461,7 @@ def _cancel_job_run(_original: Callable[..., Any]) -> Callable[..., tuple[str, s
     def cancel_job_run(self: EMRServerlessBackend, application_id: str, job_run_id: str) -> tuple[str, str]:
         # AWS documents no error for cancelling a finished run; here it is accepted and changes nothing.
         with SIMULATION_LOCK:
-            at = now()
+            at = emr_scripts.now()
             run = _find_run(self, application_id, job_run_id)
             advance_run(self, run, at)
             clock = _run_clock(run)
@@ -486,7 +476,7 @@ def _cancel_job_run(_original: Callable[..., Any]) -> Callable[..., tuple[str, s
 def advance_all(backend: EMRServerlessBackend, at: float | None = None) -> None:
     """Bring every application and unfinished run of ``backend`` up to ``at`` (default: now)."""
     with SIMULATION_LOCK:
-        moment = now() if at is None else at
+        moment = emr_scripts.now() if at is None else at
         for app in backend.applications.values():
             advance_application(app, moment)
         for runs in backend.job_runs.values():
@@ -509,7 +499,7 @@ def _start_application(_original: Callable[..., None]) -> Callable[..., None]:
     def start_application(self: EMRServerlessBackend, application_id: str) -> None:
         with SIMULATION_LOCK:
             app = self.get_application(application_id)
-            at = now()
+            at = emr_scripts.now()
             advance_application(app, at)
             if app.state == "TERMINATED":
                 raise ValidationException(
@@ -524,7 +514,7 @@ def _stop_application(_original: Callable[..., None]) -> Callable[..., None]:
     def stop_application(self: EMRServerlessBackend, application_id: str) -> None:
         with SIMULATION_LOCK:
             app = self.get_application(application_id)
-            at = now()
+            at = emr_scripts.now()
             advance_all(self, at)
             runs = self.job_runs.get(application_id, [])
             active = [run.id for run in runs if run.state not in TERMINAL_STATES]
@@ -543,7 +533,7 @@ def _application_init(original: Callable[..., None]) -> Callable[..., None]:
     def __init__(self: Application, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         self.state = "CREATED"
-        self.created_at = self.updated_at = to_datetime(now())
+        self.created_at = self.updated_at = to_datetime(emr_scripts.now())
 
     return __init__
 
@@ -622,16 +612,6 @@ def response_list_job_runs(self: EMRServerlessResponse) -> ActionResult:
         return ActionResult({"jobRuns": [_summary(run) for run in runs], "nextToken": next_token})
 
 
-def _replace(handler: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def make(_original: Callable[..., Any]) -> Callable[..., Any]:
-        def replaced(self: Any) -> Any:
-            return handler(self)
-
-        return replaced
-
-    return make
-
-
 def _create_application_response(original: Callable[..., ActionResult]) -> Callable[..., ActionResult]:
     """CreateApplication keeps the application's monitoringConfiguration (moto drops it)."""
 
@@ -669,7 +649,7 @@ def install() -> None:
     wrap_method(EMRServerlessBackend, "stop_application", _PATCH, _stop_application)
     for read in ("get_application", "list_applications", "update_application", "delete_application"):
         wrap_method(EMRServerlessBackend, read, _PATCH, _advancing)
-    wrap_method(EMRServerlessResponse, "list_job_runs", _PATCH, _replace(response_list_job_runs))
+    wrap_method(EMRServerlessResponse, "list_job_runs", _PATCH, replaced_by(response_list_job_runs))
     wrap_method(EMRServerlessResponse, "create_application", _PATCH, _create_application_response)
     for read in ("get_log_events", "filter_log_events", "describe_log_streams"):
         wrap_method(LogsBackend, read, _PATCH, _logs_read)

@@ -68,9 +68,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from moto.core.exceptions import InvalidToken
@@ -80,8 +78,8 @@ from moto.emr.models import Cluster, ElasticMapReduceBackend, Step
 from moto.emr.responses import ElasticMapReduceResponse
 from moto.utilities.paginator import paginate
 
-from airflow_provider_mwaaops.testing.extensions import emr_logs
-from airflow_provider_mwaaops.testing.extensions._patching import add_method, wrap_method
+from airflow_provider_mwaaops.testing.extensions import emr_logs, emr_scripts
+from airflow_provider_mwaaops.testing.extensions._patching import add_method, replaced_by, wrap_method
 from airflow_provider_mwaaops.testing.extensions.emr_scripts import (
     SIMULATION_LOCK,
     STEP_OUTCOMES,
@@ -92,6 +90,7 @@ from airflow_provider_mwaaops.testing.extensions.emr_scripts import (
     log_lines,
     script_from_settings,
     settings_from_tokens,
+    to_datetime,
 )
 
 _PATCH = "mwaaops.emr_steps"
@@ -109,15 +108,6 @@ UNKNOWN_ERROR = "Unknown Error"
 _PAGINATION = {
     "list_steps": {"input_token": "marker", "limit_default": LIST_STEPS_PAGE_SIZE, "unique_attribute": "id"}
 }
-
-
-def now() -> float:
-    """The emulator's clock (a function, so a test can move time forward)."""
-    return time.time()
-
-
-def to_datetime(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=UTC).replace(tzinfo=None)
 
 
 @dataclasses.dataclass
@@ -358,7 +348,7 @@ def _add_steps(_original: Callable[..., list[Step]]) -> Callable[..., list[Step]
 
     def add_steps(self: Cluster, steps: list[Any]) -> list[Step]:
         with SIMULATION_LOCK:
-            at = now()
+            at = emr_scripts.now()
             book = book_of(self.emr_backend)
             added = []
             for config in steps:
@@ -440,7 +430,7 @@ def _add_job_flow_steps(_original: Callable[..., list[Step]]) -> Callable[..., l
             cluster = self.clusters.get(job_flow_id)
             if cluster is None:
                 raise ValidationException("Specified job flow ID does not exist.")
-            at = now()
+            at = emr_scripts.now()
             advance_cluster(cluster, at)
             _validate_new_steps(cluster, steps)
             added = cluster.add_steps(steps)
@@ -457,7 +447,7 @@ def _advancing_cluster(original: Callable[..., Any]) -> Callable[..., Any]:
 
     def read(self: ElasticMapReduceBackend, cluster_id: str, *args: Any, **kwargs: Any) -> Any:
         with SIMULATION_LOCK:
-            advance_cluster(_cluster(self, cluster_id), now())
+            advance_cluster(_cluster(self, cluster_id), emr_scripts.now())
             return original(self, cluster_id, *args, **kwargs)
 
     return read
@@ -468,7 +458,7 @@ def _advancing_all(original: Callable[..., Any]) -> Callable[..., Any]:
 
     def read(self: ElasticMapReduceBackend, *args: Any, **kwargs: Any) -> Any:
         with SIMULATION_LOCK:
-            at = now()
+            at = emr_scripts.now()
             for cluster in list(self.clusters.values()):
                 advance_cluster(cluster, at)
             return original(self, *args, **kwargs)
@@ -480,7 +470,7 @@ def _describe_step(_original: Callable[..., Any]) -> Callable[..., Step]:
     def describe_step(self: ElasticMapReduceBackend, cluster_id: str, step_id: str) -> Step:
         with SIMULATION_LOCK:
             cluster = _cluster(self, cluster_id)
-            advance_cluster(cluster, now())
+            advance_cluster(cluster, emr_scripts.now())
             for step in cluster.steps:
                 if step.id == step_id:
                     return step
@@ -494,7 +484,7 @@ def _terminate(original: Callable[..., None]) -> Callable[..., None]:
 
     def terminate(self: Cluster) -> None:
         with SIMULATION_LOCK:
-            at = now()
+            at = emr_scripts.now()
             advance_cluster(self, at)
             if self.state in CLUSTER_ENDED:
                 return
@@ -551,7 +541,7 @@ def backend_cancel_steps(
         )
     with SIMULATION_LOCK:
         cluster = _cluster(self, cluster_id)
-        at = now()
+        at = emr_scripts.now()
         advance_cluster(cluster, at)
         timings = book_of(self).timings
         steps = {step.id: step for step in cluster.steps}
@@ -608,7 +598,7 @@ def response_list_steps(self: ElasticMapReduceResponse) -> ActionResult:
         )
     with SIMULATION_LOCK:
         cluster = _cluster(self.backend, self._get_param("ClusterId"))
-        advance_cluster(cluster, now())
+        advance_cluster(cluster, emr_scripts.now())
         order = {id(step): index for index, step in enumerate(cluster.steps)}
         steps = sorted(
             cluster.steps, key=lambda step: (step.creation_date_time, order[id(step)]), reverse=True
@@ -658,16 +648,6 @@ def _replace_property(owner: type, name: str, make: Callable[[property], propert
     setattr(owner, name, replacement)
 
 
-def _replace_handler(handler: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    def make(_original: Callable[..., Any]) -> Callable[..., Any]:
-        def replaced(self: Any) -> Any:
-            return handler(self)
-
-        return replaced
-
-    return make
-
-
 def install() -> None:
     """Step lifecycles, ActionOnFailure, CancelSteps, paged ListSteps and step logs in moto's EMR."""
     wrap_method(Cluster, "add_steps", _PATCH, _add_steps)
@@ -682,8 +662,8 @@ def install() -> None:
     add_method(ElasticMapReduceBackend, "cancel_steps", backend_cancel_steps)
     add_method(ElasticMapReduceResponse, "cancel_steps", response_cancel_steps)
     wrap_method(
-        ElasticMapReduceResponse, "add_job_flow_steps", _PATCH, _replace_handler(response_add_job_flow_steps)
+        ElasticMapReduceResponse, "add_job_flow_steps", _PATCH, replaced_by(response_add_job_flow_steps)
     )
-    wrap_method(ElasticMapReduceResponse, "list_steps", _PATCH, _replace_handler(response_list_steps))
+    wrap_method(ElasticMapReduceResponse, "list_steps", _PATCH, replaced_by(response_list_steps))
     _replace_property(Step, "status", _step_status)
     _replace_property(Cluster, "status", _cluster_status)
