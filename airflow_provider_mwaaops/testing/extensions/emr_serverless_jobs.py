@@ -546,7 +546,9 @@ def _list_job_runs_page(backend: EMRServerlessBackend, **kwargs: Any) -> tuple[l
         created_at_before: datetime | None = None,
         states: list[str] | None = None,
     ) -> list[JobRun]:
-        runs = list(backend.job_runs.get(application_id, []))
+        submitted = backend.job_runs.get(application_id, [])
+        position = {run.id: index for index, run in enumerate(submitted)}
+        runs = list(submitted)
         if created_at_after is not None:
             runs = [run for run in runs if run.created_at >= created_at_after]
         if created_at_before is not None:
@@ -554,7 +556,7 @@ def _list_job_runs_page(backend: EMRServerlessBackend, **kwargs: Any) -> tuple[l
         order = {state: index for index, state in enumerate(states or [])}
         if order:
             runs = [run for run in runs if run.state in order]
-        runs.sort(key=lambda run: run.created_at, reverse=True)
+        runs.sort(key=lambda run: (run.created_at, position[run.id]), reverse=True)
         return sorted(runs, key=lambda run: order.get(run.state, 0))
 
     return list_job_runs(**kwargs)
