@@ -9,36 +9,23 @@ from __future__ import annotations
 import asyncio
 import datetime
 import gzip
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
 from airflow_provider_mwaaops.testing.extensions import emr_scripts
-from airflow_provider_mwaaops.testing.extensions.emr_scripts import ScriptError
+from airflow_provider_mwaaops.testing.extensions.emr_scripts import ManualClock, ScriptError
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/emr-serverless-job"
 TIMINGS = emr_scripts.EmrTimings()  # the defaults the clock-driven tests step through
 
 
-class ManualClock:
-    """The emulator's clock, moved by the test."""
-
-    def __init__(self, start: float):
-        self.now = start
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> ManualClock:
-    manual = ManualClock(emr_scripts.now())
-    monkeypatch.setattr(emr_scripts, "now", manual)
-    return manual
+def clock() -> Iterator[ManualClock]:
+    with emr_scripts.manual_clock() as manual:
+        yield manual
 
 
 @pytest.fixture
@@ -439,11 +426,12 @@ async def test_a_trigger_sees_the_run_progress_and_its_logs(
         )
         listed = await client.list_job_runs(applicationId=app_id, states=["FAILED"])
 
-    assert states[0] == "SUBMITTED"
-    assert states[-1] == "FAILED"
-    assert "RUNNING" in states
+    # Real time passes here, so which states a poll catches depends on the machine's load; the
+    # exact sequence is asserted by the clock-driven tests above.
     order = ["SUBMITTED", "PENDING", "SCHEDULED", "RUNNING", "FAILED"]
     assert states == sorted(states, key=order.index)
+    assert len(states) > 1
+    assert states[-1] == "FAILED"
     assert run["stateDetails"] == "boom"
     assert [event["message"] for event in events["events"]] == ["one", "two"]
     assert [summary["id"] for summary in listed["jobRuns"]] == [run_id]

@@ -30,13 +30,14 @@ Rules, timings and forgotten client tokens live in moto's backends, so ``reset()
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fnmatch
 import math
 import shlex
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +54,35 @@ SIMULATION_LOCK = threading.RLock()
 def now() -> float:
     """The clock of every emulated EMR run (tests may replace it to move time by hand)."""
     return time.time()
+
+
+class ManualClock:
+    """A clock a test moves by hand, standing in for :func:`now` (see :func:`manual_clock`)."""
+
+    def __init__(self, start: float | None = None):
+        self.now = time.time() if start is None else start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@contextlib.contextmanager
+def manual_clock(start: float | None = None) -> Iterator[ManualClock]:
+    """Within the block, emulated EMR runs follow a :class:`ManualClock` (from now, or ``start``).
+
+    ``with manual_clock() as clock: ...; clock.advance(0.5)`` observes every state at an exact
+    moment, without sleeping.
+    """
+    global now
+    clock, previous = ManualClock(start), now
+    now = clock
+    try:
+        yield clock
+    finally:
+        now = previous
 
 
 def to_datetime(seconds: float) -> datetime:
