@@ -64,6 +64,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -629,13 +630,34 @@ def _create_application_response(original: Callable[..., ActionResult]) -> Calla
     return create_application
 
 
+_RUN_STREAM = re.compile(r"/applications/([0-9a-z]+)/jobs/([0-9a-z]+)/")
+
+
+def _streams_read(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[str]:
+    """The stream names (or prefix) a Logs read names; FilterLogEvents passes them positionally."""
+    names = [kwargs.get("log_stream_name"), kwargs.get("log_stream_name_prefix")]
+    listed = kwargs.get("log_stream_names", args[1] if len(args) > 1 else None)
+    names += listed if isinstance(listed, list) else []
+    return [name for name in names if isinstance(name, str)]
+
+
 def _logs_read(original: Callable[..., Any]) -> Callable[..., Any]:
-    """CloudWatch Logs reads see what the region's job runs have written by now."""
+    """CloudWatch Logs reads see what job runs have written by now (only the runs read, if named)."""
 
     def read(self: LogsBackend, *args: Any, **kwargs: Any) -> Any:
         backends = emrserverless_backends.get(self.account_id)
         if backends is not None and self.region_name in backends:
-            advance_all(backends[self.region_name])
+            backend = backends[self.region_name]
+            named = [
+                match.groups() for name in _streams_read(args, kwargs) if (match := _RUN_STREAM.search(name))
+            ]
+            with SIMULATION_LOCK:
+                if not named:
+                    advance_all(backend)
+                for application_id, job_run_id in named:
+                    for run in backend.job_runs.get(application_id, []):
+                        if run.id == job_run_id:
+                            advance_run(backend, run, emr_scripts.now())
         return original(self, *args, **kwargs)
 
     return read
