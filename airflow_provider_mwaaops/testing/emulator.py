@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from airflow_provider_mwaaops.testing.extensions.emr_scripts import EmrControls
+
 #: Step Functions executions really run their definitions (Task, Parallel, Map, Fail states)
 #: instead of jumping straight to SUCCEEDED.
 DEFAULT_MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": True}}
@@ -178,6 +180,13 @@ class AwsEmulator:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{execution_arn} still {described['status']} after {timeout}s")
             time.sleep(0.1)
+
+    @property
+    def emr(self) -> EmrControls:
+        """Script what EMR steps and EMR Serverless job runs do (outcome, duration, logs, timings)."""
+        from airflow_provider_mwaaops.testing.extensions.emr_scripts import EmrControls
+
+        return EmrControls(self.region_name)
 
     # -- internals -----------------------------------------------------------------------------
     def _apply_config(self) -> None:

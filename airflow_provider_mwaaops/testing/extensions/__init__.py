@@ -21,6 +21,8 @@ def install_all() -> None:
         if _installed:
             return
         from airflow_provider_mwaaops.testing.extensions import (
+            emr_serverless_jobs,
+            emr_steps,
             glue_jobs,
             mwaa_rest_api,
             stepfunctions_api,
@@ -40,6 +42,8 @@ def install_all() -> None:
         stepfunctions_callbacks.install()  # SendTaskFailure's cause (engineer H5, metadata restore)
         glue_jobs.install()
         mwaa_rest_api.install()  # MWAA environments and InvokeRestApi (engineer H7)
+        emr_serverless_jobs.install()  # EMR Serverless job runs and applications (issue 13)
+        emr_steps.install()  # EMR steps: order, failures, ActionOnFailure, CancelSteps (issue 13)
         _installed = True
 
 
