@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import time
 from collections import deque
 from collections.abc import Mapping
 from typing import Any
@@ -168,10 +169,14 @@ class GlueControl:
         self.region_name = region_name
         self.account_id = account_id
 
-    def _book(self) -> ScriptBook:
+    def backend(self) -> Any:
+        """moto's GlueBackend behind this control (for state no API shows, like a run's script)."""
         from moto.glue.models import glue_backends
 
-        return script_book(glue_backends[self.account_id][self.region_name])
+        return glue_backends[self.account_id][self.region_name]
+
+    def _book(self) -> ScriptBook:
+        return script_book(self.backend())
 
     def set_defaults(self, **fields: Any) -> None:
         """Change what every run does unless its job or arguments say otherwise (until reset)."""
@@ -198,3 +203,41 @@ class GlueControl:
         """Job arguments that script a run: merge into Arguments, DefaultArguments or an Action's."""
         DEFAULT_SCRIPT.merged(fields)
         return {SCRIPT_ARGUMENT: json.dumps(fields)}
+
+    # -- waiting, for tests that must see an outcome ------------------------------------------------
+    def wait_for_job_run(self, job_name: str, run_id: str, timeout: float = 30.0) -> str:
+        """The run's final state, once it has one; fails the test after ``timeout`` seconds."""
+        from airflow_provider_mwaaops.testing.extensions.glue_job_runs import TERMINAL_STATES, life_of, settle
+
+        def final_state() -> str | None:
+            now = settle(self.backend())
+            job = self.backend().jobs[job_name]
+            run = next(run for run in job.job_runs if run.job_run_id == run_id)
+            state = life_of(run).state_at(now)  # type: ignore[union-attr]
+            return state if state in TERMINAL_STATES else None
+
+        return _wait(final_state, timeout, f"job run {run_id} of {job_name}")
+
+    def wait_for_workflow_run(self, workflow_name: str, run_id: str, timeout: float = 30.0) -> str:
+        """The workflow run's final status (COMPLETED, STOPPED or ERROR), once it has one."""
+        from airflow_provider_mwaaops.testing.extensions.glue_job_runs import settle
+        from airflow_provider_mwaaops.testing.extensions.glue_workflow_runs import state_of
+
+        def final_status() -> str | None:
+            settle(self.backend())
+            state = state_of(self.backend().workflows[workflow_name].runs[run_id])
+            assert state is not None
+            return state.status if state.status not in ("RUNNING", "STOPPING") else None
+
+        return _wait(final_status, timeout, f"workflow run {run_id} of {workflow_name}")
+
+
+def _wait(read: Any, timeout: float, what: str) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = read()
+        if value is not None:
+            return str(value)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} has not ended after {timeout}s")
+        time.sleep(0.05)
