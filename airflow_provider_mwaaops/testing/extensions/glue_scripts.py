@@ -28,7 +28,7 @@ from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
 
-#: The job argument that scripts one run: ``{"--mwaaops-emulator": json.dumps({...fields...})}``.
+#: The job argument that scripts one run, as in ``{"--mwaaops-emulator": json.dumps({...fields...})}``.
 SCRIPT_ARGUMENT = "--mwaaops-emulator"
 #: States a script may end a run in. STOPPED comes from BatchStopJobRun, WAITING from queuing.
 OUTCOMES = frozenset({"SUCCEEDED", "FAILED", "TIMEOUT", "ERROR"})
@@ -107,7 +107,7 @@ def check_fields(fields: Mapping[str, Any]) -> dict[str, Any]:
     return dict(fields)
 
 
-#: What a run does when nothing scripts it: two seconds, then SUCCEEDED, no log lines. Long
+#: What a run does when nothing scripts it (two seconds, then SUCCEEDED, no log lines). Long
 #: enough that MaxConcurrentRuns bites when tests start runs back to back, short enough for CI.
 DEFAULT_SCRIPT = JobRunScript()
 _FIELD_NAMES = frozenset(field.name for field in dataclasses.fields(JobRunScript))

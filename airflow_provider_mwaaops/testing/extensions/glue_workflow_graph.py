@@ -14,7 +14,7 @@ run"):
   it; here a single condition works without it (as AND) and several without it are
   InvalidInputException (AWS documents the rule, not the message).
 - "When a workflow run is started, AWS Glue takes a snapshot of the workflow design graph ...
-  Snapshots make only triggers immutable": a run keeps the :class:`WorkflowGraph` built when it
+  Snapshots make only triggers immutable": a run keeps the ``WorkflowGraph`` built when it
   started, with each trigger's type, state, predicate and actions as they were then.
 """
 

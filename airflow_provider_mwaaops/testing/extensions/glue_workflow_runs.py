@@ -1,6 +1,6 @@
 """Glue workflow runs whose graph really runs: triggers fire on node states and start job runs.
 
-Like job runs, workflow runs advance when read (:func:`.glue_job_runs.settle`): a trigger whose
+Like job runs, workflow runs advance when read (``glue_job_runs.settle``): a trigger whose
 predicate became true fires at the moment it became true, and the runs it starts begin then.
 Rules, with their AWS pages (Glue developer guide and API reference, "Workflows"):
 
@@ -28,7 +28,20 @@ Rules, with their AWS pages (Glue developer guide and API reference, "Workflows"
 - Statistics count the job runs and crawls the run started (WorkflowRunStatistics: Total, Timeout,
   Failed, Stopped, Succeeded, Running (STARTING / RUNNING / STOPPING), Errored, Waiting). For a
   resumed run, the copied nodes' runs are not counted: AWS does not say.
-- ResumeWorkflowRun: see :func:`resume_workflow_run`.
+- ResumeWorkflowRun ("Repairing and resuming a workflow run", notes and limitations;
+  ResumeWorkflowRun): only a run in the COMPLETED state (else IllegalWorkflowStateException); from
+  "any job or crawler node that the original workflow run attempted to run", never a trigger node
+  ("The nodes that are to be restarted must have a run attempt in the original run"; AWS does not
+  document the error for a bad node id: InvalidInputException here). "The selected nodes and all
+  nodes that are downstream from the selected nodes are run"; selecting a node downstream of
+  another selected one "is redundant", and the answer's NodeIds lists only the nodes "actually
+  restarted". The resumed run "is tracked as a separate workflow run with a new run ID" whose
+  PreviousRunId is the resumed run, and "the run graph is a complete graph": nodes that do not
+  run again show the original run's details. "You can resume the same workflow run multiple
+  times", and resume a resumed run. Past the workflow's MaxConcurrentRuns:
+  ConcurrentRunsExceededException (ResumeWorkflowRun Errors; message as in WorkflowRun
+  ErrorMessage). Not documented, chosen here: the resumed run keeps the original's trigger
+  snapshot and copies its run properties; downstream nodes that do not run again show no runs.
 - A fresh run has no PreviousRunId (moto gave it the previous run's id): in AWS's workflow history
   "The first row has both a run ID and previous run ID. The second row has only a run ID".
 - Not emulated: standalone conditional triggers (outside workflows), scheduled and event starts,
@@ -391,27 +404,7 @@ def stop_workflow_run(backend: GlueBackend, name: str, run_id: str) -> None:
 
 
 def resume_workflow_run(backend: GlueBackend, name: str, run_id: str, node_ids: Any) -> tuple[str, list[str]]:
-    """Resume a COMPLETED run from ``node_ids``: a new run, linked by PreviousRunId.
-
-    AWS ("Repairing and resuming a workflow run", notes and limitations; ResumeWorkflowRun):
-
-    - only a run in the COMPLETED state can be resumed (else IllegalWorkflowStateException);
-    - from "any job or crawler node that the original workflow run attempted to run", never a
-      trigger node ("The nodes that are to be restarted must have a run attempt in the original
-      run"); AWS does not document the error for a bad node id: InvalidInputException here;
-    - "The selected nodes and all nodes that are downstream from the selected nodes are run";
-      selecting a node downstream of another selected one "is redundant": the answer's NodeIds
-      lists only the nodes "actually restarted";
-    - the resumed run "is tracked as a separate workflow run with a new run ID" whose
-      PreviousRunId is the resumed run; "the run graph is a complete graph": nodes that do not run
-      again show the original run's details (copied);
-    - "You can resume the same workflow run multiple times", and resume a resumed run;
-    - ConcurrentRunsExceededException past the workflow's MaxConcurrentRuns (ResumeWorkflowRun
-      Errors; message as in WorkflowRun ErrorMessage).
-
-    Not documented, chosen here: the resumed run keeps the original's trigger snapshot and copies
-    its run properties; downstream nodes that do not run again in the resumed run show no runs.
-    """
+    """Resume a COMPLETED run from ``node_ids``: a new run, linked by PreviousRunId (rules above)."""
     with GLUE_LOCK:
         workflow = get_workflow(backend, name)
         now = settle(backend)
