@@ -83,7 +83,6 @@ class LineSchedule:
 
     def __init__(self, life: RunLife, kind: str, run_id: str):
         self.life = life
-        self.kind = kind
         self.run_id = run_id
         window = life.running_window()
         self.start = window[0] if window else None
@@ -92,12 +91,12 @@ class LineSchedule:
         script = life.script
         self.listed = script.output_lines if kind == "output" else script.error_lines
         self.template = script.line_template if kind == "output" else None
-
-    def due(self, until: datetime, first: int) -> Iterator[tuple[int, datetime, str]]:
-        """Lines ``first``, ``first + 1``, ... that are due by ``until``, with their times."""
-        if self.start is None:
-            return
-        yield from self._scripted(until, first)
+        if self.template is not None:
+            self.count: int | None = None
+            self.offset, self.step = 0.0, 1.0 / (script.lines_per_second or DEFAULT_TEMPLATE_RATE)
+        else:
+            self.count = len(self.listed)
+            self.offset, self.step = self._interval(self.count)
 
     def _interval(self, count: int) -> tuple[float, float]:
         """(offset of the first line, seconds between lines) for ``count`` listed lines."""
@@ -109,20 +108,17 @@ class LineSchedule:
         step = script.running_seconds / (count + 1)
         return step, step
 
-    def _scripted(self, until: datetime, first: int) -> Iterator[tuple[int, datetime, str]]:
-        assert self.start is not None
-        if self.template is not None:
-            rate = self.life.script.lines_per_second or DEFAULT_TEMPLATE_RATE
-            offset, step = 0.0, 1.0 / rate
-            count = None
-        else:
-            count = len(self.listed)
-            offset, step = self._interval(count)
+    def moment(self, index: int) -> datetime | None:
+        """When line ``index`` is written; None if the run never writes it."""
+        if self.start is None or (self.count is not None and index >= self.count):
+            return None
+        moment = self.start + timedelta(seconds=self.offset + index * self.step)
+        return None if self.cutoff is not None and moment >= self.cutoff else moment
+
+    def due(self, until: datetime, first: int) -> Iterator[tuple[int, datetime, str]]:
+        """Lines ``first``, ``first + 1``, ... that are due by ``until``, with their times."""
         index = first
-        while count is None or index < count:
-            moment = self.start + timedelta(seconds=offset + index * step)
-            if moment > until or (self.cutoff is not None and moment >= self.cutoff):
-                return
+        while (moment := self.moment(index)) is not None and moment <= until:
             yield index, moment, self._message(index)
             index += 1
 
@@ -143,21 +139,33 @@ def _final_line(life: RunLife, until: datetime) -> tuple[datetime, str] | None:
 
 
 # -- writing ------------------------------------------------------------------------------------------
-def _pending(life: RunLife, run_id: str, until: datetime) -> dict[str, list[tuple[datetime, str, str]]]:
-    """New lines per kind: ``(due, cursor key, message)``; advances the run's cursors."""
-    pending: dict[str, list[tuple[datetime, str, str]]] = {"output": [], "error": []}
-    if life.forced is not None or life.started_at is None or life.started_at > until:
-        return pending
+def _pending(life: RunLife, run_id: str, until: datetime) -> dict[str, list[tuple[datetime, str]]]:
+    """New lines per kind, ``(due, message)``; advances the run's cursors and its next due time."""
+    pending: dict[str, list[tuple[datetime, str]]] = {"output": [], "error": []}
+    upcoming: list[datetime] = []
     for kind in ("output", "error"):
+        schedule = LineSchedule(life, kind, run_id)
         written = life.log_cursor.get(kind, 0)
-        for index, moment, message in LineSchedule(life, kind, run_id).due(until, written):
-            pending[kind].append((moment, kind, message))
+        for index, moment, message in schedule.due(until, written):
+            pending[kind].append((moment, message))
             written = index + 1
         life.log_cursor[kind] = written
-    final = _final_line(life, until)
-    if final is not None and not life.log_cursor.get("final"):
-        pending["error"].append((final[0], "final", final[1]))
-        life.log_cursor["final"] = 1
+        following = schedule.moment(written)
+        if following is not None:
+            upcoming.append(following)
+    ended = life.ended_at(until)
+    if ended is not None:
+        final = _final_line(life, until)
+        if final is not None and not life.log_cursor.get("final"):
+            pending["error"].append(final)
+            life.log_cursor["final"] = 1
+    else:
+        natural_end = life.natural_end()[0]
+        if natural_end is not None:
+            upcoming.append(natural_end)
+    # Nothing new can be due before the next line or the end (a stop only makes lines fewer).
+    life.log_next_at = min(upcoming, default=None)
+    life.log_done = ended is not None
     return pending
 
 
@@ -168,14 +176,16 @@ def _millis(moment: datetime) -> int:
 def write_run_lines(logs: LogsBackend, run: Any, until: datetime) -> None:
     """Write the lines of ``run`` that are due by ``until`` and not written yet."""
     life = life_of(run)
-    if life is None or life.started_at is None or life.started_at > until or life.forced is not None:
+    if life is None or life.forced is not None or life.started_at is None or life.started_at > until:
+        return
+    if life.log_done or (life.log_next_at is not None and life.log_next_at > until and life.stop_at is None):
         return
     targets = destinations(life, run.job_run_id)
     pending = _pending(life, run.job_run_id, until)
     by_stream: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
     for kind, lines in pending.items():
         for target in targets[kind]:
-            by_stream.setdefault(target, []).extend((moment, message) for moment, _key, message in lines)
+            by_stream.setdefault(target, []).extend(lines)
     for (group, stream), stream_lines in by_stream.items():
         logs.ensure_log_group(group)
         logs.ensure_log_stream(group, stream)

@@ -110,12 +110,23 @@ class RunLife:
     forced: tuple[str, str | None] | None = None
     trigger_name: str | None = None
     predecessors: list[dict[str, str]] = dataclasses.field(default_factory=list)
-    #: log destination -> lines written so far (see glue_job_logs)
+    #: what glue_job_logs has written: lines per kind, and when the next one is due
     log_cursor: dict[str, int] = dataclasses.field(default_factory=dict)
+    log_next_at: datetime | None = None
+    log_done: bool = False
+    _phases: tuple[tuple[Any, ...], list[tuple[str, datetime]]] | None = dataclasses.field(
+        default=None, repr=False, compare=False
+    )
 
     # -- the timeline ------------------------------------------------------------------------
     def phases(self) -> list[tuple[str, datetime]]:
         """``(state, since)`` in order; the last one holds from its time on."""
+        key = (self.started_at, self.stop_at, self.forced, self.script, self.timeout_minutes)
+        if self._phases is None or self._phases[0] != key:
+            self._phases = (key, self._compute_phases())
+        return self._phases[1]
+
+    def _compute_phases(self) -> list[tuple[str, datetime]]:
         created = self.created_at
         if self.forced is not None:
             return [(self.forced[0], created)]
