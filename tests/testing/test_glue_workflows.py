@@ -395,3 +395,38 @@ async def test_aiobotocore_reads_the_run_graph(aws_emulator, glue):
     ] * 3
     assert [r["WorkflowRunId"] for r in listed] == [run_id]
     assert "Graph" not in listed[0]
+
+
+def test_crawler_nodes_and_run_properties(aws_emulator, glue):
+    glue.create_database(DatabaseInput={"Name": "lake"})
+    glue.create_crawler(
+        Name="discover", Role="r", DatabaseName="lake", Targets={"S3Targets": [{"Path": "s3://l/"}]}
+    )
+    create_jobs(aws_emulator, glue, "load")
+    glue.create_workflow(Name="crawl-then-load")
+    glue.create_trigger(
+        Name="start", WorkflowName="crawl-then-load", Type="ON_DEMAND", Actions=[{"CrawlerName": "discover"}]
+    )
+    glue.create_trigger(
+        Name="crawled",
+        WorkflowName="crawl-then-load",
+        Type="CONDITIONAL",
+        StartOnCreation=True,
+        Predicate={
+            "Conditions": [
+                {"LogicalOperator": "EQUALS", "CrawlerName": "discover", "CrawlState": "SUCCEEDED"}
+            ]
+        },
+        Actions=[{"JobName": "load"}],
+    )
+    run_id = glue.start_workflow_run(Name="crawl-then-load", RunProperties={"day": "d1"})["RunId"]
+    glue.put_workflow_run_properties(Name="crawl-then-load", RunId=run_id, RunProperties={"rows": "10"})
+    run = run_to_end(aws_emulator, glue, "crawl-then-load", run_id)
+    crawler = next(n for n in run["Graph"]["Nodes"] if n["Type"] == "CRAWLER")
+    assert [crawl["State"] for crawl in crawler["CrawlerDetails"]["Crawls"]] == ["SUCCEEDED"]
+    assert node_runs(run, "load")[0]["TriggerName"] == "crawled"
+    properties = glue.get_workflow_run_properties(Name="crawl-then-load", RunId=run_id)["RunProperties"]
+    assert properties == run["WorkflowRunProperties"] == {"day": "d1", "rows": "10"}
+    resumed = glue.resume_workflow_run(Name="crawl-then-load", RunId=run_id, NodeIds=[crawler["UniqueId"]])
+    run_to_end(aws_emulator, glue, "crawl-then-load", resumed["RunId"])
+    assert run_states(glue, "load") == ["SUCCEEDED", "SUCCEEDED"]

@@ -45,8 +45,8 @@ Rules, with their AWS pages (Glue developer guide and API reference, "Workflows"
 - A fresh run has no PreviousRunId (moto gave it the previous run's id): in AWS's workflow history
   "The first row has both a run ID and previous run ID. The second row has only a run ID".
 - Not emulated: standalone conditional triggers (outside workflows), scheduled and event starts,
-  EventBatchingCondition, blueprints. Crawler nodes run moto's crawls (COMPLETED at once unless
-  moto's "glue::crawl" transition says otherwise).
+  EventBatchingCondition, blueprints. Crawler nodes run moto's crawls, which end at their first
+  read unless moto's "glue::crawl" transition says otherwise.
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ class CrawlRecord:
     def state_at(self, moment: datetime) -> str:
         if self.crawl is None:
             return "FAILED"
+        self.crawl.advance()  # moto moves a crawl on when it is read ("glue::crawl" transition)
         state = CRAWL_STATES.get(str(self.crawl.status), str(self.crawl.status))
         if state in CRAWL_TERMINAL and self._ended is None:
             self._ended = max(moment, self.started_at)
