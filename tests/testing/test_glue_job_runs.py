@@ -366,3 +366,11 @@ def test_a_waiting_run_starts_where_its_timeline_says():
     assert run.state_at(at(100)) == "WAITING"
     run.started_at = at(10)
     assert [run.state_at(at(s)) for s in (9, 10, 11, 12)] == ["WAITING", "STARTING", "RUNNING", "SUCCEEDED"]
+
+
+def test_runs_started_in_process_through_moto_follow_scripts_too(aws_emulator, glue):
+    job = create_job(glue)
+    aws_emulator.glue.script_job(job, starting_seconds=0, running_seconds=0.1, outcome="FAILED")
+    backend = aws_emulator.glue.backend()
+    run_id = backend.start_job_run(job, None, None, None, None, None, None, None, None, None)
+    assert aws_emulator.glue.wait_for_job_run(job, run_id) == "FAILED"

@@ -141,6 +141,43 @@ def _replace_start_job_run(_original: Callable[..., Any]) -> Callable[..., Any]:
     return start
 
 
+def _backend_start_job_run(_original: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's in-process StartJobRun (``backend.start_job_run``) starts emulated runs too."""
+
+    def start(
+        self: GlueBackend,
+        name: str,
+        arguments: dict[str, str] | None,
+        allocated_capacity: int | None,
+        max_capacity: float | None,
+        timeout: int | None,
+        worker_type: str | None,
+        security_configuration: str | None,
+        number_of_workers: int | None,
+        notification_property: dict[str, int] | None,
+        previous_run_id: str | None,
+    ) -> str:
+        request = RunRequest(
+            arguments=arguments,
+            previous_run_id=previous_run_id,
+            allocated_capacity=allocated_capacity,
+            max_capacity=max_capacity,
+            timeout=timeout,
+            worker_type=worker_type,
+            number_of_workers=number_of_workers,
+            security_configuration=security_configuration,
+            notification_property=notification_property,
+        )
+        with GLUE_LOCK:
+            job = self.get_job(name)
+            try:
+                return new_run(self, job, request, settle(self)).job_run_id
+            except ScriptError as err:
+                raise InvalidInputException("StartJobRun", str(err)) from None
+
+    return start
+
+
 def _settled(original: Callable[..., Any]) -> Callable[..., Any]:
     """A backend read that first brings the backend's runs up to now."""
 
@@ -184,6 +221,7 @@ def _job_as_dict(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def install() -> None:
     wrap_method(GlueResponse, "start_job_run", _PATCH, _replace_start_job_run)
+    wrap_method(GlueBackend, "start_job_run", _PATCH, _backend_start_job_run)
     add_method(GlueResponse, "batch_stop_job_run", _batch_stop_job_run_response)
     wrap_method(GlueBackend, "get_job_run", _PATCH, _settled)
     wrap_method(GlueBackend, "get_job_runs", _PATCH, _settled)
