@@ -53,8 +53,9 @@ def register(subparsers: Any) -> None:
 
 
 def run_report_command(args: argparse.Namespace) -> int:
+    from airflow_provider_mwaaops.metadata.analysis.html import write_html
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReadError
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     if args.top < 1:
         raise CliError("--top must be at least 1")
@@ -71,9 +72,8 @@ def run_report_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(report.console_table())
     if args.html:
-        print(
-            f"\nwrote {report.write_html(args.html, aws_conn_id=args.aws_conn_id, region_name=args.region)}"
-        )
+        written = write_html(report, args.html, aws_conn_id=args.aws_conn_id, region_name=args.region)
+        print(f"\nwrote {written}")
     return 0
 
 

@@ -63,8 +63,9 @@ class MetadataReportOperator(BaseOperator):
         self.region_name = region_name
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_mwaaops.metadata.analysis.html import write_html
         from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
-        from airflow_provider_mwaaops.metadata.report import report_from_reader
+        from airflow_provider_mwaaops.metadata.analysis.report import report_from_reader
 
         s3_conn = self.aws_conn_id if self.export_uri.startswith("s3://") else None
         reader = ExportReader.open(
@@ -80,8 +81,8 @@ class MetadataReportOperator(BaseOperator):
             "athena_ddl": None,
         }
         if self.html_uri:
-            summary["html"] = report.write_html(
-                self.html_uri, aws_conn_id=self.aws_conn_id, region_name=self.region_name
+            summary["html"] = write_html(
+                report, self.html_uri, aws_conn_id=self.aws_conn_id, region_name=self.region_name
             )
             self.log.info("HTML report written to %s", summary["html"])
         if self.athena_ddl_uri:
@@ -90,18 +91,17 @@ class MetadataReportOperator(BaseOperator):
 
     def _write_athena_ddl(self, reader: Any) -> str:
         from airflow_provider_mwaaops.metadata.athena import athena_ddl, format_statements
-        from airflow_provider_mwaaops.metadata.sinks import open_sink
+        from airflow_provider_mwaaops.metadata.sinks import write_file
 
         text = format_statements(athena_ddl(reader, self.athena_database))
-        base, _, name = str(self.athena_ddl_uri).rpartition("/")
-        sink = (
-            open_sink(base, aws_conn_id=self.aws_conn_id, region_name=self.region_name)
-            if base.startswith("s3://")
-            else open_sink(base or ".")
+        path = write_file(
+            str(self.athena_ddl_uri),
+            text.encode(),
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
         )
-        sink.write_bytes(name, text.encode())
-        self.log.info("Athena DDL written to %s:\n%s", sink.full_path(name), text)
-        return sink.full_path(name)
+        self.log.info("Athena DDL written to %s:\n%s", path, text)
+        return path
 
 
 class MetadataSnowflakeLoadOperator(BaseOperator):

@@ -161,7 +161,7 @@ def test_views_give_the_reports_monthly_figures(exports):
     """Run the printed views on DuckDB over the same files; they must agree with the report."""
     import duckdb
 
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
     from airflow_provider_mwaaops.metadata.tables import get_table
 
     statements = _statements(exports, tables=["dag_run"])

@@ -172,7 +172,7 @@ def _probe_months(report) -> dict[date, object]:
 
 
 def test_monthly_figures_from_a_full_export(history):
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     report = build_report(str(history.full_only), top=1000)
     months = _probe_months(report)
@@ -194,7 +194,7 @@ def test_monthly_figures_from_a_full_export(history):
 
 
 def test_retry_hot_spots_and_slowest_tasks(history):
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     report = build_report(str(history.full_only), top=1000)
 
@@ -217,8 +217,8 @@ def test_retry_hot_spots_and_slowest_tasks(history):
 
 
 def test_rows_repeated_by_an_incremental_export_count_once_latest_wins(history):
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
     from airflow_provider_mwaaops.metadata.manifest import load_manifest, read_table
-    from airflow_provider_mwaaops.metadata.report import build_report
     from airflow_provider_mwaaops.metadata.sinks import open_sink
 
     sink = open_sink(str(history.with_incremental))
@@ -248,7 +248,7 @@ def test_rows_repeated_by_an_incremental_export_count_once_latest_wins(history):
 def test_an_interrupted_export_is_ignored(history, tmp_path):
     import shutil
 
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     base = tmp_path / "exports"
     shutil.copytree(history.full_only, base)
@@ -267,7 +267,7 @@ def test_an_interrupted_export_is_ignored(history, tmp_path):
 
 def test_no_complete_export_is_a_clear_error(tmp_path):
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReadError
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     (tmp_path / "e1" / "dag_run").mkdir(parents=True)
     with pytest.raises(ExportReadError, match=r"no complete export at .*manifest\.json"):
@@ -275,11 +275,12 @@ def test_no_complete_export_is_a_clear_error(tmp_path):
 
 
 def test_html_is_self_contained_with_charts(history, tmp_path):
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.html import write_html
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     report = build_report(str(history.with_incremental), top=5)
     out = tmp_path / "report.html"
-    report.write_html(str(out))
+    write_html(report, str(out))
     html = out.read_text()
 
     assert html.startswith("<!DOCTYPE html>")
@@ -295,7 +296,7 @@ def test_html_is_self_contained_with_charts(history, tmp_path):
 
 
 def test_console_table_lists_every_month(history):
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     text = build_report(str(history.with_incremental), top=5).console_table()
     lines = [line for line in text.splitlines() if line.startswith(DAG_ID)]
@@ -306,7 +307,7 @@ def test_console_table_lists_every_month(history):
 
 
 def test_report_reads_an_export_in_the_emulators_s3(history, aws_emulator):
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     aws_emulator.client("s3").create_bucket(Bucket="mwaaops-exports")
     _export("s3://mwaaops-exports/airflow", export_id="s3-full", aws_conn_id="aws_default")

@@ -78,7 +78,8 @@ class RetryHotSpot:
 
 @dataclass
 class MetadataReport:
-    """Everything the report shows; :meth:`to_html` and :meth:`console_table` render it."""
+    """Everything the report shows; :meth:`console_table` renders it as text,
+    :func:`~airflow_provider_mwaaops.metadata.analysis.html.render` as a page."""
 
     source: str
     export_ids: list[str]
@@ -88,30 +89,6 @@ class MetadataReport:
     slowest_tasks: list[TaskDuration]
     retry_hot_spots: list[RetryHotSpot]
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def to_html(self) -> str:
-        """A self-contained page (inline SVG charts, no script) to open offline or attach to a mail."""
-        from airflow_provider_mwaaops.metadata.analysis.html import render
-
-        return render(self)
-
-    def write_html(self, uri: str, aws_conn_id: str | None = None, region_name: str | None = None) -> str:
-        """Write :meth:`to_html` to a local path or an ``s3://`` URI; returns where it went.
-
-        Goes through the export sinks, so the file appears whole or not at all, like export files.
-        """
-        from airflow_provider_mwaaops.metadata.sinks import open_sink
-
-        base, _, name = uri.rstrip("/").rpartition("/")
-        if not name:
-            raise ValueError(f"{uri!r} names no file")
-        sink = (
-            open_sink(base or ".", aws_conn_id=aws_conn_id, region_name=region_name)
-            if base.startswith("s3://")
-            else open_sink(base or ".")
-        )
-        sink.write_bytes(name, self.to_html().encode())
-        return sink.full_path(name)
 
     def console_table(self) -> str:
         """The monthly figures plus the two task lists as plain text, for a terminal or task log."""
