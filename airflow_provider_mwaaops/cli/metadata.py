@@ -98,39 +98,33 @@ def _summary(manifest: Any, sink: Any) -> dict[str, Any]:
 
 
 def run_export_command(args: argparse.Namespace) -> int:
-    from airflow_provider_mwaaops.metadata.export import run_export
+    from airflow_provider_mwaaops.metadata.export import ExportSettings, export_metadata
     from airflow_provider_mwaaops.metadata.manifest import ExportError
-    from airflow_provider_mwaaops.metadata.secrets import SecretKeyError, make_cipher
+    from airflow_provider_mwaaops.metadata.secrets import SecretKeyError
     from airflow_provider_mwaaops.metadata.sinks import open_sink
-    from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource, DatabaseSourceError
+    from airflow_provider_mwaaops.metadata.sources.database import DatabaseSourceError
 
+    settings = ExportSettings(
+        export_id=args.export_id,
+        mode=args.mode,
+        previous_export_id=args.previous_export_id,
+        tables=args.tables.split(",") if args.tables else None,
+        db_conn_id=args.conn_id,
+        sql_alchemy_url=args.url,
+        chunk_rows=args.chunk_rows,
+        chunk_timeout=args.chunk_timeout,
+        fast_path=not args.no_fast_path,
+        secrets=args.secrets,
+        key_variable=args.key_variable,
+        key_conn_id=args.key_conn_id,
+        key_secret_id=args.key_secret_id,
+        kms_key_id=args.kms_key_id,
+        aws_conn_id=args.aws_conn_id,
+        region_name=args.region,
+    )
     try:
         sink = open_sink(args.destination, aws_conn_id=args.aws_conn_id, region_name=args.region)
-        cipher = make_cipher(
-            args.secrets,
-            key_variable=args.key_variable,
-            key_conn_id=args.key_conn_id,
-            key_secret_id=args.key_secret_id,
-            kms_key_id=args.kms_key_id,
-            aws_conn_id=args.aws_conn_id,
-            region_name=args.region,
-        )
-        source = DatabaseSource(
-            args.url, args.conn_id, chunk_timeout=args.chunk_timeout, fast_path=not args.no_fast_path
-        )
-        try:
-            manifest = run_export(
-                source,
-                sink,
-                export_id=args.export_id,
-                mode=args.mode,
-                tables=args.tables.split(",") if args.tables else None,
-                previous_export_id=args.previous_export_id,
-                chunk_rows=args.chunk_rows,
-                cipher=cipher,
-            )
-        finally:
-            source.close()
+        manifest = export_metadata(sink, settings)
     except (ExportError, SecretKeyError, DatabaseSourceError, ValueError) as err:
         raise CliError(str(err)) from err
     _print(_summary(manifest, sink), args.json)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mwaaops.compat import BaseOperator
@@ -16,7 +17,7 @@ from airflow_provider_mwaaops.metadata import DEFAULT_CHUNK_ROWS
 
 if TYPE_CHECKING:
     from airflow_provider_mwaaops.compat import Context
-    from airflow_provider_mwaaops.metadata.sources.base import MetadataSource
+    from airflow_provider_mwaaops.metadata.export import ExportSettings
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_.=-]+")
 
@@ -39,7 +40,7 @@ class MetadataExportOperator(BaseOperator):
     :param previous_export_id: the export an incremental one continues from; default: the most
         recently finished under ``destination``. (templated)
     :param tables: table names to export; default: every table but ``xcom``. (templated)
-    :param source: ``"database"`` (SQLAlchemy reads of the metadata DB) or ``"rest"`` (Airflow 3's
+    :param read_from: ``"database"`` (SQLAlchemy reads of the metadata DB) or ``"rest"`` (Airflow 3's
         public REST API, for where tasks cannot reach the database: the API that ``[mwaaops]``
         names, ``mwaa_environment_name`` through MWAA's InvokeRestApi or ``api_url`` with
         ``api_username`` / ``api_password``; see the metadata docs for what it cannot capture).
@@ -78,7 +79,7 @@ class MetadataExportOperator(BaseOperator):
         mode: str = "full",
         previous_export_id: str | None = None,
         tables: list[str] | None = None,
-        source: str = "database",
+        read_from: str = "database",
         db_conn_id: str | None = None,
         sql_alchemy_url: str | None = None,
         chunk_rows: int = DEFAULT_CHUNK_ROWS,
@@ -95,27 +96,28 @@ class MetadataExportOperator(BaseOperator):
         super().__init__(**kwargs)
         from airflow_provider_mwaaops.metadata.export import MODES
         from airflow_provider_mwaaops.metadata.secrets import MODES as SECRET_MODES
+        from airflow_provider_mwaaops.metadata.sources import READ_FROM
 
         if mode not in MODES:
             raise ValueError(f"mode={mode!r}: use one of {', '.join(MODES)}")
         if secrets not in SECRET_MODES:
             raise ValueError(f"secrets={secrets!r}: use one of {', '.join(SECRET_MODES)}")
-        if source not in ("database", "rest"):
-            raise ValueError(f"source={source!r}: use 'database' or 'rest'")
-        if source == "rest":
+        if read_from not in READ_FROM:
+            raise ValueError(f"read_from={read_from!r}: use one of {', '.join(READ_FROM)}")
+        if read_from == "rest":
             from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
 
             if not AIRFLOW_V_3_0_PLUS:
                 raise ValueError(
-                    "source='rest' reads Airflow 3's REST API v2; on Airflow 2 tasks may read the "
-                    "metadata database: use source='database'"
+                    "read_from='rest' reads Airflow 3's REST API v2; on Airflow 2 tasks may read the "
+                    "metadata database: use read_from='database'"
                 )
         self.destination = destination
         self.export_id = export_id
         self.mode = mode
         self.previous_export_id = previous_export_id
         self.tables = tables
-        self.source = source
+        self.read_from = read_from
         self.db_conn_id = db_conn_id
         self.sql_alchemy_url = sql_alchemy_url
         self.chunk_rows = chunk_rows
@@ -128,19 +130,19 @@ class MetadataExportOperator(BaseOperator):
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
 
-    def make_source(self) -> MetadataSource:
-        if self.source == "rest":  # Airflow 3 tasks cannot reach the database; the API can
-            from airflow_provider_mwaaops.metadata.sources.rest import RestSource
+    def settings(self, export_id: str) -> ExportSettings:
+        """This task's export: the operator's arguments are the settings' fields."""
+        from airflow_provider_mwaaops.metadata.export import ExportSettings
 
-            return RestSource()
-        from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource
+        given = {f.name: getattr(self, f.name) for f in fields(ExportSettings) if f.name != "fast_path"}
+        return ExportSettings(**{**given, "export_id": export_id})
 
-        return DatabaseSource(self.sql_alchemy_url, self.db_conn_id, chunk_timeout=self.chunk_timeout)
+    def _log_progress(self, table: str, chunk: int, rows: int) -> None:
+        self.log.info("%s: chunk %d, %d rows", table, chunk, rows)
 
     def execute(self, context: Context) -> str:
-        from airflow_provider_mwaaops.metadata.export import run_export
+        from airflow_provider_mwaaops.metadata.export import export_metadata
         from airflow_provider_mwaaops.metadata.manifest import load_manifest, manifest_path
-        from airflow_provider_mwaaops.metadata.secrets import make_cipher
         from airflow_provider_mwaaops.metadata.sinks import open_sink
 
         export_id = self.export_id or export_id_for_run(self.dag_id, context["run_id"])
@@ -151,32 +153,11 @@ class MetadataExportOperator(BaseOperator):
             manifest = load_manifest(sink, export_id)
             self.log.info("Export %s is already complete (%d rows): %s", export_id, manifest.total_rows, path)
         else:
-            cipher = make_cipher(
-                self.secrets,
-                key_variable=self.key_variable,
-                key_conn_id=self.key_conn_id,
-                key_secret_id=self.key_secret_id,
-                kms_key_id=self.kms_key_id,
-                aws_conn_id=self.aws_conn_id,
-                region_name=self.region_name,
+            manifest = export_metadata(
+                sink,
+                self.settings(export_id),
+                progress=self._log_progress,
             )
-            source = self.make_source()
-            try:
-                manifest = run_export(
-                    source,
-                    sink,
-                    export_id=export_id,
-                    mode=self.mode,
-                    tables=self.tables,
-                    previous_export_id=self.previous_export_id,
-                    chunk_rows=self.chunk_rows,
-                    cipher=cipher,
-                    progress=lambda table, chunk, rows: self.log.info(
-                        "%s: chunk %d, %d rows", table, chunk, rows
-                    ),
-                )
-            finally:
-                source.close()
             for name, table in manifest.tables.items():
                 if table.rows:
                     self.log.info("%-24s %9d rows in %d files", name, table.rows, len(table.files))

@@ -3,12 +3,12 @@
 No Airflow ORM: the source works from a SQLAlchemy URL or an Airflow connection id, so it also
 runs in an Airflow 3 task (where the ORM is blocked but a database connection is not) and in a
 command outside Airflow. Tables and columns are reflected from the database, so one export code
-path serves both Airflow lines (:mod:`.database_schema`).
+path serves both Airflow lines (``database_schema``).
 
 This module decides what to read (columns, keyset, the incremental window); one of two strategies
-reads it. On PostgreSQL (MWAA's backend) :mod:`.pg_copy_reader` streams ``COPY (SELECT ...) TO
+reads it. On PostgreSQL (MWAA's backend) ``pg_copy_reader`` streams ``COPY (SELECT ...) TO
 STDOUT`` into Arrow's CSV reader, so rows never become Python objects; elsewhere (SQLite)
-:mod:`.cursor_reader` reads a chunk per query through a server-side cursor into Arrow, column by
+``cursor_reader`` reads a chunk per query through a server-side cursor into Arrow, column by
 column. Both write the same chunks, so the files and checksums do not depend on the strategy.
 """
 
