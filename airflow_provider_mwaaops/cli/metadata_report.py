@@ -78,8 +78,12 @@ def run_report_command(args: argparse.Namespace) -> int:
 
 
 def run_athena_ddl_command(args: argparse.Namespace) -> int:
+    from airflow_provider_mwaaops.metadata.analysis.athena import (
+        AthenaDdlError,
+        athena_ddl,
+        format_statements,
+    )
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader, ExportReadError
-    from airflow_provider_mwaaops.metadata.athena import AthenaDdlError, athena_ddl, format_statements
 
     try:
         reader = ExportReader.open(args.export_uri, aws_conn_id=args.aws_conn_id, region_name=args.region)

@@ -90,7 +90,7 @@ class MetadataReportOperator(BaseOperator):
         return summary
 
     def _write_athena_ddl(self, reader: Any) -> str:
-        from airflow_provider_mwaaops.metadata.athena import athena_ddl, format_statements
+        from airflow_provider_mwaaops.metadata.analysis.athena import athena_ddl, format_statements
         from airflow_provider_mwaaops.metadata.sinks import write_file
 
         text = format_statements(athena_ddl(reader, self.athena_database))
@@ -108,7 +108,7 @@ class MetadataSnowflakeLoadOperator(BaseOperator):
     """Upsert exported tables into Snowflake (one row per natural key, latest export winning).
 
     Returns ``{table: rows in the Snowflake table}``. See
-    :class:`~airflow_provider_mwaaops.metadata.sinks.snowflake.SnowflakeMetadataLoader`.
+    :class:`~airflow_provider_mwaaops.metadata.analysis.snowflake.SnowflakeMetadataLoader`.
 
     :param export_uri: one export's folder or the base of many. (templated)
     :param snowflake_conn_id: the Snowflake connection.
@@ -148,7 +148,10 @@ class MetadataSnowflakeLoadOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, int]:
         from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
-        from airflow_provider_mwaaops.metadata.sinks.snowflake import DEFAULT_TABLES, SnowflakeMetadataLoader
+        from airflow_provider_mwaaops.metadata.analysis.snowflake import (
+            DEFAULT_TABLES,
+            SnowflakeMetadataLoader,
+        )
 
         s3_conn = self.aws_conn_id if self.export_uri.startswith("s3://") else None
         reader = ExportReader.open(self.export_uri, aws_conn_id=s3_conn, region_name=self.region_name)

@@ -4,7 +4,7 @@ Reads every complete export under a location (a full export and the incremental 
 counts each dag run and task instance once (the latest export's copy wins), and computes with
 DuckDB: per DAG and month the runs, success rate, min/max/avg duration and the change of the
 average against the previous month; the slowest tasks; the tasks that retry most. The monthly
-figures come from the same SQL that :mod:`airflow_provider_mwaaops.metadata.athena` prints as an
+figures come from the same SQL that :mod:`airflow_provider_mwaaops.metadata.analysis.athena` prints as an
 Athena view, so a dashboard in Athena and this report agree.
 
 Usable without Airflow running: only the export's files are read.

@@ -106,7 +106,7 @@ def _probe_runs(conn_id: str) -> dict[str, str]:
 
 def test_snowflake_holds_the_rows_the_report_counts(exports, snowflake_connection):
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
-    from airflow_provider_mwaaops.metadata.sinks.snowflake import SnowflakeMetadataLoader
+    from airflow_provider_mwaaops.metadata.analysis.snowflake import SnowflakeMetadataLoader
 
     reader = ExportReader.open(str(exports.base))
     with reader.connect() as loaded:
@@ -129,7 +129,7 @@ def test_snowflake_holds_the_rows_the_report_counts(exports, snowflake_connectio
 
 def test_a_later_export_replaces_the_earlier_copy(exports, snowflake_connection):
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
-    from airflow_provider_mwaaops.metadata.sinks.snowflake import SnowflakeMetadataLoader
+    from airflow_provider_mwaaops.metadata.analysis.snowflake import SnowflakeMetadataLoader
 
     loader = SnowflakeMetadataLoader(snowflake_connection)
     loader.load_export(ExportReader.open(str(exports.base / "e1")))
@@ -146,7 +146,7 @@ def test_target_columns_follow_the_export_schema(exports, snowflake_connection):
     from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
-    from airflow_provider_mwaaops.metadata.sinks.snowflake import SnowflakeMetadataLoader
+    from airflow_provider_mwaaops.metadata.analysis.snowflake import SnowflakeMetadataLoader
     from airflow_provider_mwaaops.metadata.tables import get_table
 
     SnowflakeMetadataLoader(snowflake_connection, table_prefix="raw_").load_export(
@@ -180,7 +180,7 @@ def test_operator_loads_and_returns_the_counts(exports, snowflake_connection):
 def test_snowflake_types():
     import pyarrow as pa
 
-    from airflow_provider_mwaaops.metadata.sinks.snowflake import snowflake_type
+    from airflow_provider_mwaaops.metadata.analysis.snowflake import snowflake_type
 
     assert snowflake_type(pa.timestamp("us", tz="UTC")) == "TIMESTAMP_TZ"
     assert snowflake_type(pa.timestamp("us")) == "TIMESTAMP_NTZ"

@@ -92,8 +92,8 @@ def exports(mwaaops_airflow, tmp_path_factory) -> Exports:
 
 
 def _statements(exports: Exports, **kwargs) -> list[str]:
+    from airflow_provider_mwaaops.metadata.analysis.athena import athena_ddl
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
-    from airflow_provider_mwaaops.metadata.athena import athena_ddl
 
     return athena_ddl(ExportReader.open(str(exports.base)), DATABASE, location=LOCATION, **kwargs)
 
@@ -117,7 +117,7 @@ def _manifests(exports: Exports):
 
 @pytest.mark.parametrize("table", ["dag_run", "task_instance", "slot_pool"])
 def test_columns_and_types_match_every_exported_file(exports, table):
-    from airflow_provider_mwaaops.metadata.athena import athena_type
+    from airflow_provider_mwaaops.metadata.analysis.athena import athena_type
 
     ddl = _create_table(_statements(exports), table)
     declared = re.findall(r"^  `([^`]+)` (\S+?),?$", ddl.split("PARTITIONED BY")[0], flags=re.M)
@@ -195,7 +195,7 @@ def test_views_give_the_reports_monthly_figures(exports):
 
 
 def test_export_ids_that_do_not_sort_in_time_are_ranked_by_manifest():
-    from airflow_provider_mwaaops.metadata.athena import _export_order
+    from airflow_provider_mwaaops.metadata.analysis.athena import _export_order
 
     assert _export_order(["20260101T000000Z", "20260102T000000Z"]) == '"export_id" DESC'
     ranked = _export_order(["nightly__scheduled_2", "nightly__manual_1"])
@@ -205,7 +205,7 @@ def test_export_ids_that_do_not_sort_in_time_are_ranked_by_manifest():
 
 
 def test_athena_types():
-    from airflow_provider_mwaaops.metadata.athena import AthenaDdlError, athena_type
+    from airflow_provider_mwaaops.metadata.analysis.athena import AthenaDdlError, athena_type
 
     assert athena_type(pa.timestamp("us", tz="UTC")) == "timestamp"
     assert athena_type(pa.int64()) == "bigint"
