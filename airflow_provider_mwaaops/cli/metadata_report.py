@@ -28,7 +28,9 @@ def register(subparsers: Any) -> None:
     )
     report.add_argument("--html", help="write the HTML report here (a path or s3:// URI)")
     report.add_argument("--top", type=int, default=10, help="tasks listed as slowest / retrying (default 10)")
-    report.add_argument("--verify", action="store_true", help="check every file's sha256 before reading")
+    report.add_argument(
+        "--verify-checksums", action="store_true", help="check every file's sha256 before reading"
+    )
     report.add_argument("--quiet", action="store_true", help="do not print the console table")
     add_location_arguments(report)
     report.set_defaults(handler=run_report_command)
@@ -65,7 +67,7 @@ def run_report_command(args: argparse.Namespace) -> int:
             aws_conn_id=args.aws_conn_id,
             region_name=args.region,
             top=args.top,
-            verify=args.verify,
+            verify_checksums=args.verify_checksums,
         )
     except ExportReadError as err:
         raise CliError(str(err)) from err

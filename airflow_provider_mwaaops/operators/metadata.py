@@ -29,16 +29,16 @@ def export_id_for_run(dag_id: str, run_id: str) -> str:
 
 
 class MetadataExportOperator(BaseOperator):
-    """Export the Airflow metadata database to ``destination`` (``s3://bucket/prefix`` or a path).
+    """Export the Airflow metadata database to ``export_uri`` (``s3://bucket/prefix`` or a path).
 
-    :param destination: base location; each export goes to ``<destination>/<export_id>/``.
+    :param export_uri: base location; each export goes to ``<export_uri>/<export_id>/``.
         (templated)
     :param export_id: id of this export; defaults to one derived from ``dag_id`` and ``run_id`` so
         that retries complete the same export. (templated)
     :param mode: ``"full"`` or ``"incremental"`` (rows changed since the previous complete export
-        under ``destination``; the first one is full).
+        under ``export_uri``; the first one is full).
     :param previous_export_id: the export an incremental one continues from; default: the most
-        recently finished under ``destination``. (templated)
+        recently finished under ``export_uri``. (templated)
     :param tables: table names to export; default: every table but ``xcom``. (templated)
     :param read_from: ``"database"`` (SQLAlchemy reads of the metadata DB) or ``"rest"`` (Airflow 3's
         public REST API, for where tasks cannot reach the database: the API that ``[mwaaops]``
@@ -55,26 +55,28 @@ class MetadataExportOperator(BaseOperator):
     :param key_conn_id: connection whose password is the Fernet export key.
     :param key_secret_id: AWS Secrets Manager secret holding the Fernet export key.
     :param kms_key_id: KMS key for per-export data keys (``secrets="kms"``).
-    :param aws_conn_id: AWS connection for S3, Secrets Manager and KMS.
-    :param region_name: AWS region (default: the connection's).
+    :param aws_conn_id: AWS connection for S3, Secrets Manager and KMS. (templated)
+    :param region_name: AWS region (default: the connection's). (templated)
 
     Returns (XCom) the full path of the export's ``manifest.json``; the export id is also pushed
     under the key ``export_id``.
     """
 
     template_fields: Sequence[str] = (
-        "destination",
+        "export_uri",
         "export_id",
         "previous_export_id",
         "tables",
         "sql_alchemy_url",
+        "aws_conn_id",
+        "region_name",
     )
     ui_color = "#d7e9f7"
 
     def __init__(
         self,
         *,
-        destination: str,
+        export_uri: str,
         export_id: str | None = None,
         mode: str = "full",
         previous_export_id: str | None = None,
@@ -112,7 +114,7 @@ class MetadataExportOperator(BaseOperator):
                     "read_from='rest' reads Airflow 3's REST API v2; on Airflow 2 tasks may read the "
                     "metadata database: use read_from='database'"
                 )
-        self.destination = destination
+        self.export_uri = export_uri
         self.export_id = export_id
         self.mode = mode
         self.previous_export_id = previous_export_id
@@ -146,7 +148,7 @@ class MetadataExportOperator(BaseOperator):
         from airflow_provider_mwaaops.metadata.sinks import open_sink
 
         export_id = self.export_id or export_id_for_run(self.dag_id, context["run_id"])
-        sink = open_sink(self.destination, aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        sink = open_sink(self.export_uri, aws_conn_id=self.aws_conn_id, region_name=self.region_name)
         path = sink.full_path(manifest_path(export_id))
         if sink.exists(manifest_path(export_id)):
             # An earlier try completed it: the export is immutable, so this try is done too.

@@ -29,12 +29,18 @@ class MetadataReportOperator(BaseOperator):
     :param athena_ddl_uri: also write the Athena DDL for the same files here. (templated)
     :param athena_database: the Athena database the DDL creates its tables in.
     :param top: how many tasks the slowest / retry sections list.
-    :param verify: check every listed file's sha256 first (reads every byte once).
-    :param aws_conn_id: AWS connection for ``s3://`` locations.
-    :param region_name: AWS region.
+    :param verify_checksums: check every listed file's sha256 first (reads every byte once).
+    :param aws_conn_id: AWS connection for ``s3://`` locations. (templated)
+    :param region_name: AWS region. (templated)
     """
 
-    template_fields: Sequence[str] = ("export_uri", "html_uri", "athena_ddl_uri")
+    template_fields: Sequence[str] = (
+        "export_uri",
+        "html_uri",
+        "athena_ddl_uri",
+        "aws_conn_id",
+        "region_name",
+    )
     ui_color = "#e8f1d4"
 
     def __init__(
@@ -45,7 +51,7 @@ class MetadataReportOperator(BaseOperator):
         athena_ddl_uri: str | None = None,
         athena_database: str = "airflow_metadata",
         top: int = 10,
-        verify: bool = False,
+        verify_checksums: bool = False,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         **kwargs: Any,
@@ -58,7 +64,7 @@ class MetadataReportOperator(BaseOperator):
         self.athena_ddl_uri = athena_ddl_uri
         self.athena_database = athena_database
         self.top = top
-        self.verify = verify
+        self.verify_checksums = verify_checksums
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
 
@@ -69,7 +75,10 @@ class MetadataReportOperator(BaseOperator):
 
         s3_conn = self.aws_conn_id if self.export_uri.startswith("s3://") else None
         reader = ExportReader.open(
-            self.export_uri, aws_conn_id=s3_conn, region_name=self.region_name, verify=self.verify
+            self.export_uri,
+            aws_conn_id=s3_conn,
+            region_name=self.region_name,
+            verify_checksums=self.verify_checksums,
         )
         report = report_from_reader(reader, top=self.top)
         self.log.info("Metadata report\n%s", report.console_table())
@@ -116,11 +125,11 @@ class MetadataSnowflakeLoadOperator(BaseOperator):
     :param database: Snowflake database (default: the connection's). (templated)
     :param schema: Snowflake schema (default: the connection's). (templated)
     :param table_prefix: target table = prefix + table name, upper-cased.
-    :param aws_conn_id: AWS connection for ``s3://`` locations.
-    :param region_name: AWS region.
+    :param aws_conn_id: AWS connection for ``s3://`` locations. (templated)
+    :param region_name: AWS region. (templated)
     """
 
-    template_fields: Sequence[str] = ("export_uri", "database", "schema")
+    template_fields: Sequence[str] = ("export_uri", "database", "schema", "aws_conn_id", "region_name")
     ui_color = "#d4ecf7"
 
     def __init__(

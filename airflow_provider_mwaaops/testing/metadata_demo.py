@@ -92,7 +92,7 @@ def export_and_report(emulator: AwsEmulator, html_path: Path) -> DemoReport:
             manifest = run_export(source, sink)
         finally:
             source.close()
-        reader = ExportReader.open(DEMO_EXPORTS, aws_conn_id=emulator.conn_id, verify=True)
+        reader = ExportReader.open(DEMO_EXPORTS, aws_conn_id=emulator.conn_id, verify_checksums=True)
         report = report_from_reader(reader)
         html_path.parent.mkdir(parents=True, exist_ok=True)
         html_path.write_text(render(report), encoding="utf-8")

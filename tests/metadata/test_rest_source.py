@@ -417,7 +417,7 @@ def test_export_operator_with_the_rest_source(small_page_api: Any, history: Any,
     with DAG("rest_src_export", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         MetadataExportOperator(
             task_id="export",
-            destination=str(tmp_path),
+            export_uri=str(tmp_path),
             read_from="rest",
             tables=["dag_run", "log", "slot_pool"],
         )
@@ -447,4 +447,4 @@ def test_export_operator_refuses_the_rest_source_on_airflow_2(tmp_path: Path) ->
     with pytest.raises(
         ValueError, match=r"read_from='rest' reads Airflow 3's REST API v2.*read_from='database'"
     ):
-        MetadataExportOperator(task_id="export", destination=str(tmp_path), read_from="rest")
+        MetadataExportOperator(task_id="export", export_uri=str(tmp_path), read_from="rest")

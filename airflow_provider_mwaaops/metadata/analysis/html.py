@@ -46,7 +46,7 @@ def render(report: MetadataReport) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Airflow metadata report - {escape(report.source)}</title>",
+        f"<title>Airflow metadata report - {escape(report.export_uri)}</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Airflow metadata report</h1>",
         _provenance(report),
@@ -69,7 +69,7 @@ def _provenance(report: MetadataReport) -> str:
     )
     exports = ", ".join(escape(export_id) for export_id in report.export_ids)
     return (
-        f"<p class='meta'>Source: <code>{escape(report.source)}</code><br>"
+        f"<p class='meta'>Source: <code>{escape(report.export_uri)}</code><br>"
         f"Generated {escape(report.generated_at.isoformat(timespec='seconds'))} from "
         f"{len(report.export_ids)} complete export(s): {exports}<br>"
         "Rows exported more than once (a full export and later incremental ones) count once, "

@@ -81,7 +81,7 @@ class MetadataReport:
     """Everything the report shows; :meth:`console_table` renders it as text,
     :func:`~airflow_provider_mwaaops.metadata.analysis.html.render` as a page."""
 
-    source: str
+    export_uri: str
     export_ids: list[str]
     rows_read: dict[str, int]
     rows_unique: dict[str, int]
@@ -146,7 +146,7 @@ class MetadataReport:
         unique = ", ".join(f"{table} {count}" for table, count in sorted(self.rows_unique.items()))
         return "\n\n".join(
             [
-                f"Airflow metadata report: {self.source} "
+                f"Airflow metadata report: {self.export_uri} "
                 f"({len(self.export_ids)} export(s); unique rows: {unique})",
                 "Runs per DAG and month (UTC)\n" + monthly,
                 "Slowest tasks\n"
@@ -186,14 +186,14 @@ def build_report(
     aws_conn_id: str | None = None,
     region_name: str | None = None,
     top: int = DEFAULT_TOP,
-    verify: bool = False,
+    verify_checksums: bool = False,
 ) -> MetadataReport:
     """Read every complete export under ``export_uri`` (local path or ``s3://``) and analyse it.
 
     ``export_uri`` is either one export (the folder holding its ``manifest.json``) or the base
     folder under which each export has its own folder. S3 credentials and endpoint come from
     ``storage_options`` (s3fs arguments), else from the Airflow connection ``aws_conn_id``, else
-    from the environment (``AWS_ENDPOINT_URL`` and the usual credential chain). ``verify``
+    from the environment (``AWS_ENDPOINT_URL`` and the usual credential chain). ``verify_checksums``
     checks every listed file's sha256 first, which reads all the bytes once.
     """
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
@@ -203,7 +203,7 @@ def build_report(
         storage_options=storage_options,
         aws_conn_id=aws_conn_id,
         region_name=region_name,
-        verify=verify,
+        verify_checksums=verify_checksums,
     )
     return report_from_reader(reader, top=top)
 
@@ -213,7 +213,7 @@ def report_from_reader(reader: ExportReader, top: int = DEFAULT_TOP) -> Metadata
     with reader.connect(tables=tuple(queries.REQUIRED_COLUMNS)) as loaded:
         monthly, slowest, retries = analyse(loaded.connection, top=top)
         return MetadataReport(
-            source=reader.uri,
+            export_uri=reader.uri,
             export_ids=[export.export_id for export in reader.exports],
             rows_read=loaded.rows_read,
             rows_unique=loaded.rows_unique,
