@@ -12,7 +12,7 @@ Usable without Airflow running: only the export's files are read.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -154,14 +154,6 @@ class MetadataReport:
                 "Retry hot spots\n" + (retries if self.retry_hot_spots else "(no task needed a retry)"),
             ]
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (dates as ISO strings), small enough for an XCom."""
-        data = asdict(self)
-        data["generated_at"] = self.generated_at.isoformat()
-        for row in data["monthly"]:
-            row["month"] = row["month"].isoformat()
-        return data
 
 
 def analyse(
