@@ -133,7 +133,8 @@ class MetadataExportOperator(BaseOperator):
         self.region_name = region_name
 
     def settings(self, export_id: str) -> ExportSettings:
-        """This task's export: the operator's arguments are the settings' fields."""
+        """This task's export: the operator's arguments (rendered) are the settings' fields, all but
+        ``fast_path``, which a task leaves on (the command's ``--no-fast-path`` is for comparisons)."""
         from airflow_provider_mwaaops.metadata.export import ExportSettings
 
         given = {f.name: getattr(self, f.name) for f in fields(ExportSettings) if f.name != "fast_path"}
@@ -155,11 +156,7 @@ class MetadataExportOperator(BaseOperator):
             manifest = load_manifest(sink, export_id)
             self.log.info("Export %s is already complete (%d rows): %s", export_id, manifest.total_rows, path)
         else:
-            manifest = export_metadata(
-                sink,
-                self.settings(export_id),
-                progress=self._log_progress,
-            )
+            manifest = export_metadata(sink, self.settings(export_id), progress=self._log_progress)
             for name, table in manifest.tables.items():
                 if table.rows:
                     self.log.info("%-24s %9d rows in %d files", name, table.rows, len(table.files))
