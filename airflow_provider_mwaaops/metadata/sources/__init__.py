@@ -7,7 +7,7 @@ from airflow_provider_mwaaops.metadata.sources.base import MetadataSource, ReadW
 
 __all__ = ["READ_FROM", "MetadataSource", "ReadWindow", "open_source"]
 
-#: Where an export can read from: the metadata database, or Airflow 3's REST API.
+#: The places an export can read from (the metadata database, or Airflow 3's REST API).
 READ_FROM = ("database", "rest")
 
 
