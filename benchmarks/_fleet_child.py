@@ -110,6 +110,20 @@ class SharedClientPoller:
             await asyncio.sleep(self.delay * random.uniform(0.8, 1.2))
 
 
+class GcPauses:
+    """Times every garbage collection: a full one over Airflow's objects is a loop stall too."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, int, float]] = []  # (when, generation, seconds)
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((time.time(), info["generation"], time.perf_counter() - self._started))
+
+
 async def lag_sampler(samples: list[tuple[float, float]], stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     while not stop.is_set():
@@ -197,6 +211,8 @@ def main() -> None:
         "rss_kb_baseline": proc_status_kb("VmRSS"),
         "hwm_kb_baseline": proc_status_kb("VmHWM"),
     }
+    gc_pauses = GcPauses()
+    gc.callbacks.append(gc_pauses)
     result["fleet_start"] = time.time()
     print(json.dumps({"fleet_start": result["fleet_start"]}), file=channel, flush=True)
     if args.profile:
@@ -207,6 +223,8 @@ def main() -> None:
         profiler.dump_stats(args.profile)
     else:
         asyncio.run(fleet(args, arns, result))
+    gc.callbacks.remove(gc_pauses)
+    result["gc_pauses"] = gc_pauses.pauses
     result["hwm_kb_peak"] = proc_status_kb("VmHWM")
     result["rss_kb_end"] = proc_status_kb("VmRSS")
     with open(args.out, "w") as out:

@@ -236,6 +236,8 @@ def summarise(child: dict[str, Any], server: dict[str, Any]) -> dict[str, Any]:
         "lag_steady_samples": len(lag_steady),
         "describes": describes,
         "loop_cpu_s": child.get("loop_cpu_seconds"),
+        "gc_full_max_ms": max((p[2] * 1000 for p in child.get("gc_pauses", []) if p[1] == 2), default=None),
+        "gc_full_count": sum(1 for p in child.get("gc_pauses", []) if p[1] == 2),
         "loop_cpu_ms_per_call": (
             child["loop_cpu_seconds"] * 1000 / sum(server["actions"].values())
             if child.get("loop_cpu_seconds") is not None and sum(server["actions"].values())

@@ -398,3 +398,22 @@ async def test_the_user_agent_is_built_once_per_feature_set_and_stays_exact(
     assert with_feature != plain
     assert creator.to_string() is plain
     await pool.close()
+
+
+def test_the_first_loop_freezes_the_objects_the_process_already_has(
+    aws_emulator: AwsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from airflow_provider_mwaaops.aws import client_pool
+
+    async def use(pool: AsyncClientPool) -> None:
+        await pool.client("stepfunctions")
+        await pool.close()
+
+    monkeypatch.setattr(client_pool, "_frozen", False)
+    gc.unfreeze()
+    asyncio.run(use(AsyncClientPool(freeze_long_lived_objects=False)))
+    assert gc.get_freeze_count() == 0
+    asyncio.run(use(AsyncClientPool()))
+    assert gc.get_freeze_count() > 0
