@@ -110,6 +110,20 @@ class SharedClientPoller:
             await asyncio.sleep(self.delay * random.uniform(0.8, 1.2))
 
 
+class GcPauses:
+    """Times every garbage collection: a full one over Airflow's objects is a loop stall too."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[float, int, float]] = []  # (when, generation, seconds)
+        self._started = 0.0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((time.time(), info["generation"], time.perf_counter() - self._started))
+
+
 async def lag_sampler(samples: list[tuple[float, float]], stop: asyncio.Event) -> None:
     loop = asyncio.get_running_loop()
     while not stop.is_set():
@@ -137,6 +151,7 @@ async def fleet(args: argparse.Namespace, arns: list[str], result: dict[str, Any
     sampler = asyncio.create_task(lag_sampler(samples, stop))
     events: dict[str, Any] = {}
     start = time.time()
+    cpu_start = time.thread_time()  # the event loop's thread only (not asgiref's worker threads)
     triggers = [make_trigger(args.impl, arn, args.waiter_delay, args.max_attempts) for arn in arns]
     tasks = [asyncio.create_task(wait_one(t, arn, events)) for t, arn in zip(triggers, arns, strict=True)]
     result["tasks_created"] = time.time()
@@ -147,6 +162,7 @@ async def fleet(args: argparse.Namespace, arns: list[str], result: dict[str, Any
     if pending:
         await asyncio.wait(pending, timeout=10)
     result["all_events"] = time.time()
+    result["loop_cpu_seconds"] = time.thread_time() - cpu_start
     result["rss_kb_before_shutdown"] = proc_status_kb("VmRSS")
     if SharedClientPoller._stack is not None:
         await SharedClientPoller._stack.aclose()
@@ -165,6 +181,7 @@ def main() -> None:
     parser.add_argument("--waiter-delay", type=float, required=True)
     parser.add_argument("--max-attempts", type=int, default=10_000)
     parser.add_argument("--max-seconds", type=float, default=600)
+    parser.add_argument("--profile", help="write a cProfile of the fleet's event loop to this file")
     args = parser.parse_args()
 
     # stdout is the channel to the orchestrator. Airflow's structlog console logging writes to
@@ -194,9 +211,20 @@ def main() -> None:
         "rss_kb_baseline": proc_status_kb("VmRSS"),
         "hwm_kb_baseline": proc_status_kb("VmHWM"),
     }
+    gc_pauses = GcPauses()
+    gc.callbacks.append(gc_pauses)
     result["fleet_start"] = time.time()
     print(json.dumps({"fleet_start": result["fleet_start"]}), file=channel, flush=True)
-    asyncio.run(fleet(args, arns, result))
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.runcall(asyncio.run, fleet(args, arns, result))
+        profiler.dump_stats(args.profile)
+    else:
+        asyncio.run(fleet(args, arns, result))
+    gc.callbacks.remove(gc_pauses)
+    result["gc_pauses"] = gc_pauses.pauses
     result["hwm_kb_peak"] = proc_status_kb("VmHWM")
     result["rss_kb_end"] = proc_status_kb("VmRSS")
     with open(args.out, "w") as out:

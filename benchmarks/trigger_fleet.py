@@ -157,6 +157,11 @@ def run_one(emulator: Emulator, impl: str, n: int, args: argparse.Namespace, wor
                 f"--out={out_file}",
                 f"--waiter-delay={args.waiter_delay}",
                 f"--max-seconds={args.max_seconds}",
+                *(
+                    [f"--profile={args.profile / f'{impl}-{n}-{int(time.time())}.pstats'}"]
+                    if args.profile
+                    else []
+                ),
             ],
             stdout=subprocess.PIPE,
             stderr=child_log,
@@ -176,7 +181,9 @@ def run_one(emulator: Emulator, impl: str, n: int, args: argparse.Namespace, wor
         raise RuntimeError(f"{impl} child failed ({child.returncode}); see {rundir / 'child.log'}")
     report = emulator.ask("report")
     (rundir / "server.json").write_text(json.dumps(report))
-    return summarise(json.loads(out_file.read_text()), report)
+    # The 1-minute load average when the fleet ends: on a shared machine it says how far the
+    # figures of this run are from a quiet machine's.
+    return {**summarise(json.loads(out_file.read_text()), report), "load_1m": os.getloadavg()[0]}
 
 
 def summarise(child: dict[str, Any], server: dict[str, Any]) -> dict[str, Any]:
@@ -228,6 +235,14 @@ def summarise(child: dict[str, Any], server: dict[str, Any]) -> dict[str, Any]:
         "lag_steady_max_ms": max(lag_steady, default=None),
         "lag_steady_samples": len(lag_steady),
         "describes": describes,
+        "loop_cpu_s": child.get("loop_cpu_seconds"),
+        "gc_full_max_ms": max((p[2] * 1000 for p in child.get("gc_pauses", []) if p[1] == 2), default=None),
+        "gc_full_count": sum(1 for p in child.get("gc_pauses", []) if p[1] == 2),
+        "loop_cpu_ms_per_call": (
+            child["loop_cpu_seconds"] * 1000 / sum(server["actions"].values())
+            if child.get("loop_cpu_seconds") is not None and sum(server["actions"].values())
+            else None
+        ),
         "actions": server["actions"],
         "calls_per_wait": describes / len(ok) if ok else None,
         "calls_per_wait_se": stderr(per_wait),
@@ -271,6 +286,8 @@ COLUMNS: list[tuple[str, str | tuple[str, str], str]] = [
     ("lag p50/p99 start-up ms", ("lag_startup_p50_ms", "lag_startup_p99_ms"), ".0f"),
     ("lag p50/p99 steady ms", ("lag_steady_p50_ms", "lag_steady_p99_ms"), ".0f"),
     ("calls/wait", "calls_per_wait", ".2f"),
+    ("load", "load_1m", ".1f"),
+    ("loop CPU ms/call", "loop_cpu_ms_per_call", ".2f"),
     ("poll every s", "poll_interval_s", ".2f"),
     ("detect mean/p99 s", ("detect_mean_s", "detect_p99_s"), ".2f"),
 ]
@@ -314,11 +331,14 @@ def targets(rows: list[dict[str, Any]]) -> list[str]:
     def verdict(ok: bool | None) -> str:
         return "n/a" if ok is None else ("met" if ok else "NOT met")
 
-    first, lag = row["all_first_polls_s"], row["lag_steady_p99_ms"]
+    first, lag, stall = row["all_first_polls_s"], row["lag_steady_p99_ms"], row["lag_startup_p99_ms"]
     checks = [
-        f"RSS per trigger {row['per_trigger_mb']:.3f} MB <= 0.1 MB: {verdict(row['per_trigger_mb'] <= 0.1)}",
-        f"all first polls {fmt(first, '.1f')} s <= 5 s: {verdict(None if first is None else first <= 5)}",
-        f"steady loop lag p99 {fmt(lag, '.0f')} ms <= 50 ms: {verdict(None if lag is None else lag <= 50)}",
+        f"RSS per trigger {row['per_trigger_mb']:.3f} MB <= 0.05 MB: "
+        f"{verdict(row['per_trigger_mb'] <= 0.05)}",
+        f"all first polls {fmt(first, '.1f')} s <= 3 s: {verdict(None if first is None else first <= 3)}",
+        f"steady loop lag p99 {fmt(lag, '.0f')} ms <= 25 ms: {verdict(None if lag is None else lag <= 25)}",
+        f"start-up loop stall (lag p99) {fmt(stall, '.0f')} ms <= 300 ms: "
+        f"{verdict(None if stall is None else stall <= 300)}",
     ]
     checks.append(calls_verdict(rows, verdict))
     return [f"Targets at N={row['n']} (ours):"] + ["  " + check for check in checks]
@@ -379,11 +399,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python", default=sys.executable, help="interpreter for the child processes")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, raw data)")
+    parser.add_argument(
+        "--profile", type=Path, help="cProfile each child's event loop into this directory (slows it down)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.n = [100] if "--n" not in (argv if argv is not None else sys.argv) else args.n
         args.wait_seconds = min(args.wait_seconds, 10.0)
 
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="trigger-fleet-"))
     print(f"work directory: {workdir}", flush=True)
     emulator = Emulator(args.python, workdir, ["--moto-describe"] if args.moto_describe else [])
@@ -401,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"ok {row['completed']}/{n}, peak {row['peak_mb']:.0f} MB, "
                         f"all first polls {fmt(row['all_first_polls_s'], '.1f')} s, "
                         f"steady lag p99 {fmt(row['lag_steady_p99_ms'], '.0f')} ms, "
-                        f"calls/wait {fmt(row['calls_per_wait'])}",
+                        f"calls/wait {fmt(row['calls_per_wait'])}, "
+                        f"loop CPU {fmt(row['loop_cpu_ms_per_call'])} ms/call, load {row['load_1m']:.1f}",
                         flush=True,
                     )
     finally:

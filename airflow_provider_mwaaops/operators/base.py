@@ -103,12 +103,9 @@ class AwsConnectionMixin:
     # -- the synchronous side ---------------------------------------------------------------------
     def hook_params(self) -> dict[str, Any]:
         """Constructor arguments of :attr:`aws_hook_class`; extend it for a hook that takes more."""
-        return {
-            "aws_conn_id": self.aws_conn_id,
-            "region_name": self.region_name,
-            "verify": self.verify,
-            "config": self.botocore_config,
-        }
+        params = self.connection_kwargs()
+        params["config"] = params.pop("botocore_config")  # what the amazon provider's hooks call it
+        return params
 
     @cached_property
     def hook(self) -> Any:

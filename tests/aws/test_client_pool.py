@@ -344,3 +344,76 @@ def test_shared_pool_is_one_per_process() -> None:
 def test_pool_arguments_are_validated() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         AsyncClientPool(max_pool_connections=0)
+    with pytest.raises(ValueError, match="at least 1"):
+        AsyncClientPool(max_calls_in_flight=0)
+
+
+async def test_calls_in_flight_are_bounded_per_client(
+    aws_emulator: AwsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More concurrent calls than the bound: the extra ones wait before botocore touches them."""
+    running = {"now": 0, "peak": 0}
+    original = AioBaseClient._make_api_call
+
+    async def tracked(self: AioBaseClient, operation_name: str, api_params: dict) -> Any:
+        running["now"] += 1
+        running["peak"] = max(running["peak"], running["now"])
+        try:
+            await asyncio.sleep(0.05)
+            return await original(self, operation_name, api_params)
+        finally:
+            running["now"] -= 1
+
+    monkeypatch.setattr(AioBaseClient, "_make_api_call", tracked)
+    pool = AsyncClientPool(max_calls_in_flight=3)
+    client = await pool.client("stepfunctions")
+
+    answers = await asyncio.gather(*(client.list_state_machines() for _ in range(12)))
+
+    assert [answer["stateMachines"] for answer in answers] == [[]] * 12
+    assert running["peak"] == 3
+    paginated = [page async for page in client.get_paginator("list_state_machines").paginate()]
+    assert paginated[0]["stateMachines"] == []  # paginators go through the bound too
+    await pool.close()
+
+
+async def test_the_user_agent_is_built_once_per_feature_set_and_stays_exact(
+    aws_emulator: AwsEmulator, pool: AsyncClientPool
+) -> None:
+    from botocore.context import start_as_current_context
+    from botocore.useragent import register_feature_id
+
+    client = await pool.client("stepfunctions", botocore_config={"user_agent_extra": "extra/1"})
+    creator = client._user_agent_creator
+    uncached = type(creator).to_string
+
+    plain = creator.to_string()
+    assert plain == uncached(creator)
+    assert creator.to_string() is plain  # reused, not rebuilt
+    assert plain.endswith("extra/1")
+    with start_as_current_context():
+        register_feature_id("PAGINATOR")
+        with_feature = creator.to_string()
+        assert with_feature == uncached(creator)
+    assert with_feature != plain
+    assert creator.to_string() is plain
+    await pool.close()
+
+
+def test_the_first_loop_freezes_the_objects_the_process_already_has(
+    aws_emulator: AwsEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from airflow_provider_mwaaops.aws import client_pool
+
+    async def use(pool: AsyncClientPool) -> None:
+        await pool.client("stepfunctions")
+        await pool.close()
+
+    monkeypatch.setattr(client_pool, "_frozen", False)
+    gc.unfreeze()
+    asyncio.run(use(AsyncClientPool(freeze_long_lived_objects=False)))
+    assert gc.get_freeze_count() == 0
+    asyncio.run(use(AsyncClientPool()))
+    assert gc.get_freeze_count() > 0
