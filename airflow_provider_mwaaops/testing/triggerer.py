@@ -18,8 +18,8 @@ import asyncio
 import contextlib
 import importlib
 import json
-from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from typing import Any, cast
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -44,7 +44,7 @@ def triggerer_restarts(trigger_class: type[BaseTrigger], after_seconds: float) -
     rebuilt: list[Any] = []
 
     async def run(self: BaseTrigger) -> AsyncIterator[TriggerEvent]:
-        events = original(self)
+        events = cast("AsyncGenerator[TriggerEvent, None]", original(self))
         first = asyncio.ensure_future(events.__anext__())
         done, _ = await asyncio.wait({first}, timeout=after_seconds)
         if first in done:
