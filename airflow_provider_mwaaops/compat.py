@@ -59,6 +59,7 @@ __all__ = [
     "AIRFLOW_V_3_1_PLUS",
     "AIRFLOW_V_3_3_PLUS",
     "DAG",
+    "TASK_STATE_STORE",
     "AirflowException",
     "AirflowPlugin",
     "BaseHook",
@@ -79,6 +80,9 @@ __all__ = [
     "task_instance_resumed",
     "task_instance_states",
     "task_return_values",
+    "task_state_store",
+    "trigger_xcom_get",
+    "trigger_xcom_set",
 ]
 
 
@@ -437,3 +441,87 @@ def task_instance_resumed(ti: Any) -> bool:
         context = getattr(ti, "_ti_context_from_server", None)
         return bool(getattr(context, "next_method", None))
     return bool(getattr(ti, "next_method", None))
+
+
+# -- exactly-once job runs (aws/resumable.py) and log cursors (log/cloudwatch.py) ---------------
+
+#: Tasks have a task state store (``context["task_state_store"]``: get/set, kept across tries of a
+#: task instance) from Airflow 3.3.
+TASK_STATE_STORE = AIRFLOW_V_3_3_PLUS
+
+
+def task_state_store(context: Any) -> Any | None:
+    """The task instance's state store (Airflow 3.3+), or None where Airflow has none."""
+    if not TASK_STATE_STORE:
+        return None
+    return context.get("task_state_store")
+
+
+async def trigger_xcom_get(key: str, *, dag_id: str, task_id: str, run_id: str, map_index: int) -> Any:
+    """One XCom value of a task instance, read from a trigger without blocking the event loop.
+
+    Airflow 3 triggers reach XComs through the triggerer's supervisor (asynchronously where the
+    channel allows it; ``dag.test()``'s in-process channel answers synchronously); Airflow 2.11
+    triggers read the metadata database, in a worker thread.
+    """
+    from asgiref.sync import sync_to_async
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        where = {"key": key, "dag_id": dag_id, "task_id": task_id, "run_id": run_id, "map_index": map_index}
+        if _supervisor_speaks_async() and hasattr(XCom, "aget_one"):
+            return await XCom.aget_one(**where)
+        return await sync_to_async(XCom.get_one)(**where)
+
+    def read() -> Any:
+        from airflow.models.xcom import XCom as XCom2
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            return XCom2.get_one(
+                key=key, dag_id=dag_id, task_id=task_id, run_id=run_id, map_index=map_index, session=session
+            )
+
+    return await sync_to_async(read)()
+
+
+async def trigger_xcom_set(
+    key: str, value: Any, *, dag_id: str, task_id: str, run_id: str, map_index: int
+) -> None:
+    """Store one XCom value of a task instance from a trigger (see :func:`trigger_xcom_get`)."""
+    from asgiref.sync import sync_to_async
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time.xcom import XCom
+
+        where = {"dag_id": dag_id, "task_id": task_id, "run_id": run_id, "map_index": map_index}
+        if _supervisor_speaks_async() and hasattr(XCom, "aset"):
+            await XCom.aset(key, value, **where)
+        else:
+            await sync_to_async(XCom.set)(key, value, **where)
+        return
+
+    def write() -> None:
+        from airflow.models.xcom import XCom as XCom2
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            XCom2.set(
+                key,
+                value,
+                dag_id=dag_id,
+                task_id=task_id,
+                run_id=run_id,
+                map_index=map_index,
+                session=session,
+            )
+
+    await sync_to_async(write)()
+
+
+def _supervisor_speaks_async() -> bool:
+    """Whether this process's channel to the Airflow 3 supervisor has ``asend`` (the triggerer's)."""
+    from airflow.sdk.execution_time import task_runner
+
+    return hasattr(getattr(task_runner, "SUPERVISOR_COMMS", None), "asend")
