@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import os
 import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_provider_mwaaops import compat
+from airflow_provider_mwaaops import compat, config
 from airflow_provider_mwaaops.listeners.publisher import EventPublisher, PublishTargets
 
 log = logging.getLogger(__name__)
@@ -36,12 +35,6 @@ log = logging.getLogger(__name__)
 PAYLOAD_SCHEMA = "mwaaops.asset_event"
 #: The payload's format version (the ``version`` field); bumped for incompatible changes only.
 PAYLOAD_VERSION = 1
-CONFIG_SECTION = "mwaaops"
-DEFAULT_QUEUE_SIZE = 1000
-
-
-def _patterns(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def uri_selected(uri: str, include: list[str], exclude: list[str]) -> bool:
@@ -51,59 +44,15 @@ def uri_selected(uri: str, include: list[str], exclude: list[str]) -> bool:
     return not any(fnmatch.fnmatchcase(uri, pattern) for pattern in exclude)
 
 
-class ListenerSettings:
-    """The ``[mwaaops]`` options the listener reads.
-
-    Airflow's ``conf.get`` costs about 90 us here, so reading seven options per event would make
-    each hook call cost most of a millisecond in the scheduler or API server. :func:`current_settings`
-    keeps one instance and rebuilds it only when one of their ``AIRFLOW__MWAAOPS__<KEY>`` environment
-    variables changed (Airflow does not reload ``airflow.cfg`` in a running process either).
-    """
-
-    def __init__(self) -> None:
-        get = compat.conf.get
-        self.targets = PublishTargets(
-            sns_topic_arn=get(CONFIG_SECTION, "asset_events_sns_topic_arn", fallback="").strip(),
-            event_bus_name=get(CONFIG_SECTION, "asset_events_event_bus_name", fallback="").strip(),
-            aws_conn_id=get(CONFIG_SECTION, "aws_conn_id", fallback="aws_default").strip() or None,
-            region_name=get(CONFIG_SECTION, "region_name", fallback="").strip() or None,
-        )
-        self.include = _patterns(get(CONFIG_SECTION, "asset_events_include", fallback=""))
-        self.exclude = _patterns(get(CONFIG_SECTION, "asset_events_exclude", fallback=""))
-        self.environment = get(CONFIG_SECTION, "environment_name", fallback="").strip() or None
-
-
-_SETTING_KEYS = (
-    "asset_events_sns_topic_arn",
-    "asset_events_event_bus_name",
-    "aws_conn_id",
-    "region_name",
-    "asset_events_include",
-    "asset_events_exclude",
-    "environment_name",
-)
-_ENV_NAMES = tuple(f"AIRFLOW__{CONFIG_SECTION.upper()}__{key.upper()}" for key in _SETTING_KEYS)
-_settings_cache: tuple[tuple[str | None, ...], ListenerSettings] | None = None
-
-
-def current_settings() -> ListenerSettings:
-    """The listener's settings, re-read only when their ``AIRFLOW__MWAAOPS__*`` overrides change."""
-    global _settings_cache
-    fingerprint = tuple(os.environ.get(name) for name in _ENV_NAMES)
-    cached = _settings_cache
-    if cached is not None and cached[0] == fingerprint:
-        return cached[1]
-    settings = ListenerSettings()
-    _settings_cache = (fingerprint, settings)
-    return settings
-
-
-def queue_size_from_config() -> int:
-    try:
-        value = compat.conf.get(CONFIG_SECTION, "asset_events_queue_size", fallback="")
-        return int(value or DEFAULT_QUEUE_SIZE)
-    except (TypeError, ValueError):
-        return DEFAULT_QUEUE_SIZE
+def publish_targets() -> PublishTargets:
+    """Where the ``[mwaaops]`` settings send events (read through the cached getters of
+    :mod:`~airflow_provider_mwaaops.config`: a listener hook must stay cheap)."""
+    return PublishTargets(
+        sns_topic_arn=config.asset_events_sns_topic_arn(),
+        event_bus_name=config.asset_events_event_bus_name(),
+        aws_conn_id=config.aws_conn_id(),
+        region_name=config.region_name(),
+    )
 
 
 def build_payload(
@@ -147,7 +96,7 @@ class AssetEventsListener:
         if self._publisher is None:
             with self._publisher_lock:
                 if self._publisher is None:
-                    self._publisher = EventPublisher(max_queue_size=queue_size_from_config())
+                    self._publisher = EventPublisher(max_queue_size=config.asset_events_queue_size())
         return self._publisher
 
     # -- Airflow 3 ---------------------------------------------------------------------------
@@ -207,14 +156,14 @@ class AssetEventsListener:
     def _submit(
         self, event_type: str, hook: str, asset: dict[str, Any], event: dict[str, Any] | None
     ) -> None:
-        settings = current_settings()
-        if not settings.targets.enabled:
+        targets = publish_targets()
+        if not targets.enabled:
             return
-        if not uri_selected(asset["uri"], settings.include, settings.exclude):
+        if not uri_selected(asset["uri"], config.asset_events_include(), config.asset_events_exclude()):
             log.debug("mwaaops: %s event for %s not published (include/exclude)", event_type, asset["uri"])
             return
-        payload = build_payload(event_type, hook, asset, event, settings.environment)
-        self.publisher.publish(payload, settings.targets)
+        payload = build_payload(event_type, hook, asset, event, config.environment_name())
+        self.publisher.publish(payload, targets)
 
     def _remember_task(self, task_instance: Any) -> None:
         self._running.source = {

@@ -314,35 +314,6 @@ def _parse_when(value: Any) -> datetime | None:
         return None
 
 
-def api_client_from_config() -> Any:
-    """An ``AirflowApiClient`` for the ``[mwaaops]`` API settings, tuned for a task's start-up.
-
-    One attempt and the configured ``api_timeout``: a slow or absent API must cost a task at most
-    one timeout, never a retry ladder.
-    """
-    from airflow_provider_mwaaops.airflow_api import AirflowApiClient
-    from airflow_provider_mwaaops.compat import conf
-
-    timeout = conf.getfloat("mwaaops", "api_timeout", fallback=5.0)
-    environment = conf.get("mwaaops", "mwaa_environment_name", fallback="")
-    if environment:
-        return AirflowApiClient.from_mwaa(
-            environment,
-            aws_conn_id=conf.get("mwaaops", "aws_conn_id", fallback="aws_default") or None,
-            region_name=conf.get("mwaaops", "region_name", fallback="") or None,
-            timeout=timeout,
-            attempts=1,
-        )
-    url = conf.get("mwaaops", "api_url", fallback="") or conf.get("api", "base_url", fallback="")
-    return AirflowApiClient.from_url(
-        url,
-        username=conf.get("mwaaops", "api_username", fallback="") or None,
-        password=conf.get("mwaaops", "api_password", fallback="") or None,
-        timeout=timeout,
-        attempts=1,
-    )
-
-
 class UnconfiguredEventLogSource:
     """Airflow 3 with no ``[mwaaops]`` API settings: nothing to read, and nothing to wait for.
 
@@ -356,24 +327,22 @@ class UnconfiguredEventLogSource:
         return []
 
 
-def api_configured() -> bool:
-    """Whether ``[mwaaops]`` names an API the forwarder may call (Airflow 3)."""
-    from airflow_provider_mwaaops.compat import conf
-
-    return any(
-        conf.get("mwaaops", key, fallback="") for key in ("mwaa_environment_name", "api_url", "api_username")
-    )
-
-
 def default_source() -> EventLogSource:
-    """The event log a task can read on the installed Airflow line."""
+    """The event log a task can read on the installed Airflow line.
+
+    Through the API, one attempt within ``[mwaaops] api_timeout``: a slow or absent API must cost
+    a task's start-up at most one timeout, never a retry ladder.
+    """
+    from airflow_provider_mwaaops import config
     from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
 
-    if AIRFLOW_V_3_0_PLUS:
-        if not api_configured():
-            return UnconfiguredEventLogSource()
-        return ApiEventLogSource(api_client_from_config())
-    return DatabaseEventLogSource()
+    if not AIRFLOW_V_3_0_PLUS:
+        return DatabaseEventLogSource()
+    if not config.api_configured():
+        return UnconfiguredEventLogSource()
+    from airflow_provider_mwaaops.airflow_api import AirflowApiClient
+
+    return ApiEventLogSource(AirflowApiClient.from_config(attempts=1))
 
 
 # -- fail-safe lookups --------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_provider_mwaaops import compat
+from airflow_provider_mwaaops import compat, config
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def collect_fields(context: Mapping[str, Any], environment_name: str | None = No
     fields: dict[str, Any] = {
         "schema": PAYLOAD_SCHEMA,
         "level": "dag" if dag_level else "task",
-        "environment": environment_name if environment_name is not None else _environment_name(),
+        "environment": environment_name if environment_name is not None else config.environment_name(),
         "dag_id": dag_id,
         "run_id": run_id,
         "logical_date": _iso(logical_date),
@@ -308,13 +308,6 @@ def _task_state(ti: Any) -> str | None:
     if state in (None, "none", "scheduled", "queued") and _get(ti, "end_date") is None:
         return "running"
     return state
-
-
-def _environment_name() -> str | None:
-    try:
-        return compat.conf.get("mwaaops", "environment_name", fallback="") or None
-    except Exception:
-        return None
 
 
 def _state_from_reason(reason: Any) -> str | None:
