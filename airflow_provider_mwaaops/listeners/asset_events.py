@@ -55,6 +55,39 @@ def publish_targets() -> PublishTargets:
     )
 
 
+def asset_identity(asset: Any) -> dict[str, Any]:
+    """URI, name, group and extra of an asset (3.x) or dataset (2.11; it has no name or group).
+
+    Accepts what the listener hooks receive: ``SerializedAsset`` on 3.x, ``Dataset`` or
+    ``DatasetModel`` on 2.11.
+    """
+    return {
+        "uri": asset.uri,
+        "name": getattr(asset, "name", None),
+        "group": getattr(asset, "group", None),
+        "extra": dict(getattr(asset, "extra", None) or {}),
+    }
+
+
+def asset_event_details(asset_event: Any) -> tuple[Any, dict[str, Any]]:
+    """``(asset, details)`` from the event ``on_asset_event_emitted`` receives (Airflow 3.2+).
+
+    ``details`` holds the event's extra and its source task instance (all None when the event came
+    from the REST API or an asset watcher rather than a task).
+    """
+    partition_date = getattr(asset_event, "partition_date", None)
+    return asset_event.asset, {
+        "extra": dict(asset_event.extra or {}),
+        "source_dag_id": asset_event.source_dag_id,
+        "source_task_id": asset_event.source_task_id,
+        "source_run_id": asset_event.source_run_id,
+        "source_map_index": asset_event.source_map_index,
+        "source_aliases": [alias.name for alias in (getattr(asset_event, "source_aliases", None) or [])],
+        "partition_key": getattr(asset_event, "partition_key", None),
+        "partition_date": partition_date.isoformat() if partition_date else None,
+    }
+
+
 def build_payload(
     event_type: str,
     hook: str,
@@ -70,7 +103,7 @@ def build_payload(
         "airflow_hook": hook,
         "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "environment": environment,
-        "airflow_version": compat.AIRFLOW_VERSION_STRING,
+        "airflow_version": compat.INSTALLED_AIRFLOW_VERSION,
         "asset": asset,
         "event": event,
     }
@@ -125,17 +158,17 @@ class AssetEventsListener:
 
     @compat.hookimpl
     def on_task_instance_running(self, task_instance: Any) -> None:
-        if not compat.AIRFLOW_V_3_0_PLUS:
+        if compat.DATASET_EVENTS_IN_TASK_PROCESS:
             self._safely(self._remember_task, task_instance)
 
     @compat.hookimpl
     def on_task_instance_success(self, task_instance: Any) -> None:
-        if not compat.AIRFLOW_V_3_0_PLUS:
+        if compat.DATASET_EVENTS_IN_TASK_PROCESS:
             self._safely(self._task_finished)
 
     @compat.hookimpl
     def on_task_instance_failed(self, task_instance: Any) -> None:
-        if not compat.AIRFLOW_V_3_0_PLUS:
+        if compat.DATASET_EVENTS_IN_TASK_PROCESS:
             self._safely(self._task_finished)
 
     # -- internals -----------------------------------------------------------------------------
@@ -147,11 +180,11 @@ class AssetEventsListener:
             log.warning("mwaaops asset events listener failed; the event is not published", exc_info=True)
 
     def _emit(self, event_type: str, hook: str, asset: Any, event: dict[str, Any] | None) -> None:
-        self._submit(event_type, hook, compat.asset_identity(asset), event)
+        self._submit(event_type, hook, asset_identity(asset), event)
 
     def _emit_event(self, asset_event: Any) -> None:
-        asset, details = compat.asset_event_details(asset_event)
-        self._submit("changed", "on_asset_event_emitted", compat.asset_identity(asset), details)
+        asset, details = asset_event_details(asset_event)
+        self._submit("changed", "on_asset_event_emitted", asset_identity(asset), details)
 
     def _submit(
         self, event_type: str, hook: str, asset: dict[str, Any], event: dict[str, Any] | None

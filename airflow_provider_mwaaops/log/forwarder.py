@@ -51,7 +51,7 @@ def _through_mwaa_api() -> bool:
     requeued (stuck in queued), which is rare; looking that up at every task start would spend the
     environment's whole budget on busy days, so through MWAA only retries are looked up.
     """
-    if not compat.AIRFLOW_V_3_0_PLUS:
+    if compat.TASKS_MAY_USE_METADATA_DB:
         return False
     return bool(config.mwaa_environment_name())
 

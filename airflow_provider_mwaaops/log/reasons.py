@@ -241,19 +241,37 @@ class EventLogSource(Protocol):
 
 
 class DatabaseEventLogSource:
-    """The ``log`` table through Airflow's ORM: Airflow 2, or any process with database access."""
+    """The ``log`` table through Airflow's ORM, where ORM access is allowed: Airflow 2 tasks, and
+    Airflow 3 server-side processes (API server, scheduler).
+
+    A separate, short session keeps the caller's transaction (a task's own session on Airflow 2)
+    untouched.
+    """
 
     name = "metadata database"
 
     def rows(self, ti: TaskInstanceRef, try_numbers: Sequence[int]) -> list[EventLogRow]:
-        from airflow_provider_mwaaops.compat import read_task_event_log
+        from airflow.models.log import Log
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
 
-        return [
-            EventLogRow(event=r["event"], when=r["when"], try_number=r["try_number"], extra=r["extra"])
-            for r in read_task_event_log(
-                ti.dag_id, ti.task_id, ti.run_id, ti.map_index, try_numbers, sorted(REASON_EVENTS)
+        query = (
+            select(Log.event, Log.dttm, Log.try_number, Log.extra)
+            .where(
+                Log.dag_id == ti.dag_id,
+                Log.task_id == ti.task_id,
+                Log.run_id == ti.run_id,
+                Log.map_index == ti.map_index,
+                Log.try_number.in_(list(try_numbers)),
+                Log.event.in_(sorted(REASON_EVENTS)),
             )
-        ]
+            .order_by(Log.dttm)
+        )
+        with create_session() as session:
+            return [
+                EventLogRow(event=event, when=when, try_number=try_number, extra=extra)
+                for event, when, try_number, extra in session.execute(query)
+            ]
 
 
 class ApiEventLogSource:
@@ -334,9 +352,9 @@ def default_source() -> EventLogSource:
     a task's start-up at most one timeout, never a retry ladder.
     """
     from airflow_provider_mwaaops import config
-    from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
+    from airflow_provider_mwaaops.compat import TASKS_MAY_USE_METADATA_DB
 
-    if not AIRFLOW_V_3_0_PLUS:
+    if TASKS_MAY_USE_METADATA_DB:
         return DatabaseEventLogSource()
     if not config.api_configured():
         return UnconfiguredEventLogSource()

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_provider_mwaaops import compat, config
+from airflow_provider_mwaaops import airflow_ui, config, secrets_masking
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,7 @@ def collect_fields(context: Mapping[str, Any], environment_name: str | None = No
                 "end_date": _iso(_get(dag_run, "end_date")),
                 "duration_seconds": _duration_seconds(_get(dag_run, "start_date"), _get(dag_run, "end_date")),
                 "hostname": socket.gethostname(),
-                "log_url": compat.dag_run_ui_url(dag_id, run_id) if dag_id and run_id else None,
+                "log_url": airflow_ui.dag_run_url(dag_id, run_id) if dag_id and run_id else None,
             }
         )
     else:
@@ -277,7 +277,7 @@ def collect_fields(context: Mapping[str, Any], environment_name: str | None = No
             }
         )
         fields["log_url"] = (
-            compat.task_log_url(
+            airflow_ui.task_log_url(
                 dag_id,
                 run_id,
                 fields["task_id"],
@@ -414,7 +414,7 @@ def _attributes(fields: Mapping[str, Any], extra: Mapping[str, Any] | None) -> d
 
 def _mask(value: Any) -> Any:
     try:
-        return compat.redact(value)
+        return secrets_masking.redact(value)
     except Exception:
         # Masking must not stop the notification, but an unmasked text must not leave either.
         log.warning("secrets masker failed; sending the notification without free-text details")

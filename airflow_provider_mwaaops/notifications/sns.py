@@ -25,9 +25,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_provider_mwaaops import compat
 from airflow_provider_mwaaops.compat import BaseNotifier
 from airflow_provider_mwaaops.notifications.message import NotificationMessage, build_message
+from airflow_provider_mwaaops.notifications.templating import template_accessors
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,7 @@ class SnsNotifier(BaseNotifier):
         rendered = copy.copy(self)
         rendered.message_attributes = copy.deepcopy(self.message_attributes)
         # Like BaseNotifier.__call__, the context itself receives the template fields' values.
-        for name, value in compat.template_accessors().items():
+        for name, value in template_accessors().items():
             if name not in context:
                 context[name] = value
         rendered._update_context(context)

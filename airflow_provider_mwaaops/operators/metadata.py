@@ -103,9 +103,9 @@ class MetadataExportOperator(BaseOperator):
         if source not in ("database", "rest"):
             raise ValueError(f"source={source!r}: use 'database' or 'rest'")
         if source == "rest":
-            from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
+            from airflow_provider_mwaaops.compat import TASKS_MAY_USE_METADATA_DB
 
-            if not AIRFLOW_V_3_0_PLUS:
+            if TASKS_MAY_USE_METADATA_DB:
                 raise ValueError(
                     "source='rest' reads Airflow 3's REST API v2; on Airflow 2 tasks may read the "
                     "metadata database: use source='database'"

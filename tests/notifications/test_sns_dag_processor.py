@@ -109,8 +109,7 @@ def test_dag_failure_callback_in_the_dag_processor(mwaaops_airflow, aws_emulator
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from airflow_provider_mwaaops.compat import load_dags
-    from airflow_provider_mwaaops.testing.dag_runner import run_dag
+    from airflow_provider_mwaaops.testing.dag_runner import load_dags, run_dag
 
     inbox = sns_inbox("dag-processor")
     monkeypatch.setenv("AIRFLOW_VAR_TARGET_SNS_ARN", inbox.topic_arn)
