@@ -1,7 +1,7 @@
 """The message an on-call engineer receives when an Airflow callback fires, shaped for Amazon SNS.
 
-Why a module of its own: the notifier (``SnsNotifier``) and the publishing operator
-(``SnsPublishOperator``) must send the same message, and the message has to survive SNS's limits
+Why a module of its own: the notifier (``SnsRunStatusNotifier``) and the publishing operator
+(``SnsPublishResultOperator``) must send the same message, and the message has to survive SNS's limits
 whatever Airflow hands over. Three things shape it:
 
 * **What Airflow gives.** A task-level callback gets the task's context (``ti``, ``task``,

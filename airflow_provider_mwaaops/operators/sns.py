@@ -2,7 +2,7 @@
 
 Why not the amazon provider's ``SnsPublishOperator``: subscribers of a topic usually get both the
 pipeline's results and its failure notifications, and should be able to treat them alike. This
-operator sends the same message as :class:`~airflow_provider_mwaaops.notifications.sns.SnsNotifier`
+operator sends the same message as :class:`~airflow_provider_mwaaops.notifications.sns.SnsRunStatusNotifier`
 (identity of the run and task, per-protocol bodies, filter-policy attributes, FIFO ids, size
 limits, masking), with the result added, and its ``state`` attribute set to ``"result"`` so that a
 filter policy can tell results from callbacks.
