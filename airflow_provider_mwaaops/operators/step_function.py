@@ -32,13 +32,9 @@ from airflow.providers.amazon.aws.links.step_function import (
 from botocore.exceptions import ClientError
 
 from airflow_provider_mwaaops.aws.arn import StateMachineArn, execution_arn_for, validate_sfn_name
-from airflow_provider_mwaaops.aws.errors import access_denied_action, describe_aws_error
+from airflow_provider_mwaaops.aws.errors import access_denied_action, describe_aws_error, error_code
 from airflow_provider_mwaaops.compat import AirflowException, BaseOperator, conf
-from airflow_provider_mwaaops.hooks.step_function import (
-    REDRIVABLE_STATUSES,
-    StepFunctionRedriveHook,
-    error_code,
-)
+from airflow_provider_mwaaops.hooks.step_function import REDRIVABLE_STATUSES, StepFunctionRedriveHook
 from airflow_provider_mwaaops.triggers.base import STATUS_SUCCESS, STATUS_TIMEOUT, AwsPollingTrigger
 from airflow_provider_mwaaops.triggers.step_function import WAITING_STATUSES, StepFunctionExecutionTrigger
 
