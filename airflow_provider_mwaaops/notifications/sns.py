@@ -37,6 +37,19 @@ __all__ = ["SnsRunStatusNotifier", "fifo_ids", "publish_message", "send_sns_run_
 #: FIFO deduplication ids: at most 128 characters.
 SNS_MAX_DEDUPLICATION_ID_CHARS = 128
 SNS_MAX_GROUP_ID_CHARS = 128
+#: The templated parameters of everything that publishes a notification message (the notifier and
+#: ``SnsPublishResultOperator``).
+MESSAGE_TEMPLATE_FIELDS: tuple[str, ...] = (
+    "target_arn",
+    "subject",
+    "message",
+    "message_attributes",
+    "message_group_id",
+    "message_deduplication_id",
+    "environment_name",
+    "aws_conn_id",
+    "region_name",
+)
 
 
 def is_fifo_topic(target_arn: str) -> bool:
@@ -144,17 +157,7 @@ class SnsRunStatusNotifier(BaseNotifier):
         alerts), which then awaits it.
     """
 
-    template_fields: Sequence[str] = (
-        "target_arn",
-        "subject",
-        "message",
-        "message_attributes",
-        "message_group_id",
-        "message_deduplication_id",
-        "environment_name",
-        "aws_conn_id",
-        "region_name",
-    )
+    template_fields: Sequence[str] = MESSAGE_TEMPLATE_FIELDS
 
     def __init__(
         self,
