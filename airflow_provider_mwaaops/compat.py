@@ -1,7 +1,9 @@
 """The one module that knows which Airflow line is installed.
 
 Everything else in the package imports Airflow base classes and version-dependent helpers from
-here, so that supporting a new Airflow release means editing one file. We do not rely on
+here, and branches on the named capabilities below rather than on a version
+(``tests/test_compat_boundary.py`` checks it), so that supporting a new Airflow release means
+editing one file. We do not rely on
 ``airflow.providers.common.compat.sdk`` because the oldest common-compat that MWAA ships (1.7.0,
 on the 2.11.0 image) predates it.
 """
@@ -93,7 +95,7 @@ __all__ = [
 #: The installed Airflow's version (``"3.3.1"``), for messages and published payloads only.
 INSTALLED_AIRFLOW_VERSION: str = AIRFLOW_VERSION_STRING
 
-#: Task code may open the metadata database (Airflow 2). Airflow 3 tasks may not: they reach
+#: Task code may open the metadata database (Airflow 2). Airflow 3 tasks may not; they reach
 #: Airflow's state through the Task SDK and the public REST API (v2) instead, which exists there only.
 TASKS_MAY_USE_METADATA_DB = not AIRFLOW_V_3_0_PLUS
 
