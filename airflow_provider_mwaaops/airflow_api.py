@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import requests
 import tenacity
 
+from airflow_provider_mwaaops import config
 from airflow_provider_mwaaops.compat import AirflowException, conf
 
 log = logging.getLogger(__name__)
@@ -286,19 +287,23 @@ class AirflowApiClient:
         return cls(_MwaaTransport(hook, environment_name), attempts=attempts)
 
     @classmethod
-    def from_config(cls) -> AirflowApiClient:
+    def from_config(cls, *, attempts: int = DEFAULT_ATTEMPTS) -> AirflowApiClient:
         """The API ``[mwaaops]`` names: MWAA when ``mwaa_environment_name`` is set, else ``api_url``
-        (falling back to ``[api] base_url``) with ``api_username`` / ``api_password``."""
-        timeout = conf.getfloat("mwaaops", "api_timeout", fallback=DEFAULT_TIMEOUT_S)
-        environment = conf.get("mwaaops", "mwaa_environment_name", fallback="")
-        if environment:
+        (falling back to ``[api] base_url``) with ``api_username`` / ``api_password``; every call
+        waits at most ``api_timeout``.
+
+        ``attempts=1`` for callers that must not wait through a retry ladder (a task's start-up).
+        """
+        timeout = config.api_timeout()
+        if environment := config.mwaa_environment_name():
             return cls.from_mwaa(
                 environment,
-                aws_conn_id=conf.get("mwaaops", "aws_conn_id", fallback="aws_default") or None,
-                region_name=conf.get("mwaaops", "region_name", fallback="") or None,
+                aws_conn_id=config.aws_conn_id(),
+                region_name=config.region_name(),
                 timeout=timeout,
+                attempts=attempts,
             )
-        url = conf.get("mwaaops", "api_url", fallback="") or conf.get("api", "base_url", fallback="")
+        url = config.api_url() or conf.get("api", "base_url", fallback="")
         if not url:
             raise AirflowException(
                 "No Airflow API configured: set [mwaaops] api_url (or [api] base_url) or "
@@ -306,9 +311,10 @@ class AirflowApiClient:
             )
         return cls.from_url(
             url,
-            username=conf.get("mwaaops", "api_username", fallback="") or None,
-            password=conf.get("mwaaops", "api_password", fallback="") or None,
+            username=config.api_username(),
+            password=config.api_password(),
             timeout=timeout,
+            attempts=attempts,
         )
 
     # -- calls ----------------------------------------------------------------------------------

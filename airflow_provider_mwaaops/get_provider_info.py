@@ -76,7 +76,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_provider_mwaaops.triggers.step_function"],
             },
         ],
-        "notifications": ["airflow_provider_mwaaops.notifications.sns.SnsNotifier"],
+        "notifications": ["airflow_provider_mwaaops.notifications.sns.SnsRunStatusNotifier"],
         "config": {"mwaaops": _config_section()},
         "extra-links": [],
         "plugins": [

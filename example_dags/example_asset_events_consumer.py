@@ -7,7 +7,7 @@ On Airflow 3 the DAG is scheduled on an asset with an ``AssetWatcher``: the trig
 queue, each message becomes an asset event, and the scheduler starts this DAG with the message in
 ``triggering_asset_events``. Airflow 2.11 has no watchers: the DAG runs continuously and its first
 task is a deferrable SQS sensor waiting for the next message. Both come from
-``compat.sqs_asset_schedule`` / ``compat.sqs_asset_wait``.
+``airflow_provider_mwaaops.assets.sqs``: ``sqs_asset_schedule`` / ``sqs_asset_wait``.
 
 The queue is infrastructure owned by this environment; create it with your usual tooling and
 subscribe it to the producer's topic with raw message delivery and the filter policy
@@ -20,13 +20,8 @@ import json
 import logging
 from datetime import datetime
 
-from airflow_provider_mwaaops.compat import (
-    DAG,
-    received_sqs_messages,
-    sqs_asset_schedule,
-    sqs_asset_wait,
-    task,
-)
+from airflow_provider_mwaaops.assets.sqs import received_sqs_messages, sqs_asset_schedule, sqs_asset_wait
+from airflow_provider_mwaaops.compat import DAG, task
 
 QUEUE_URL = "https://sqs.us-east-1.amazonaws.com/123456789012/mwaaops-example-asset-events-consumer"
 #: How this environment names the producer's data; a different URI from the producer's own asset.

@@ -5,7 +5,7 @@ The pipeline from the MWAA source material: the ``snowflake_default`` connection
 the snowflake provider (``SnowflakeHook`` to load, ``SnowflakeCheckOperator`` to check the load,
 ``SQLExecuteQueryOperator`` for the query), and the query's rows go to the SNS topic whose ARN is
 kept in the Airflow Variable ``target_sns_arn`` with ``SnsPublishResultOperator``. Every task
-reports a failure to the same topic through ``SnsNotifier``, and so does the DAG itself.
+reports a failure to the same topic through ``SnsRunStatusNotifier``, and so does the DAG itself.
 
 On an account (or the embedded AWS) where ``target_sns_arn`` is not set, ``ensure_topic`` creates
 the topic, an SQS queue subscribed to it and the Variable, and ``read_back`` shows the published
@@ -22,7 +22,7 @@ from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.providers.snowflake.operators.snowflake import SnowflakeCheckOperator
 
 from airflow_provider_mwaaops.compat import DAG, Variable, task
-from airflow_provider_mwaaops.notifications.sns import SnsNotifier
+from airflow_provider_mwaaops.notifications.sns import SnsRunStatusNotifier
 from airflow_provider_mwaaops.operators.sns import SnsPublishResultOperator
 
 SNOWFLAKE_CONN_ID = "snowflake_default"
@@ -37,7 +37,7 @@ ORDERS = [
     (5, "APAC", 99.99),
 ]
 
-notify_oncall = SnsNotifier(target_arn="{{ var.value.target_sns_arn }}")
+notify_oncall = SnsRunStatusNotifier(target_arn="{{ var.value.target_sns_arn }}")
 
 with DAG(
     dag_id="example_snowflake_sns",

@@ -14,8 +14,8 @@ from typing import Any
 from airflow.providers.amazon.aws.hooks.step_function import StepFunctionHook
 from botocore.exceptions import ClientError
 
-#: Statuses after which an execution will not change again unless redriven.
-FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
+from airflow_provider_mwaaops.aws.errors import error_code
+
 #: Final statuses that RedriveExecution accepts.
 REDRIVABLE_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 #: How many failed Map Run children the failure report looks into.
@@ -79,10 +79,6 @@ class ExecutionFailure:
 def _short(text: str, limit: int = 500) -> str:
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def error_code(exc: BaseException) -> str | None:
-    return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
 
 
 class StepFunctionRedriveHook(StepFunctionHook):

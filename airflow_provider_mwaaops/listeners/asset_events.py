@@ -22,12 +22,11 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-import os
 import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_provider_mwaaops import compat
+from airflow_provider_mwaaops import compat, config
 from airflow_provider_mwaaops.listeners.publisher import EventPublisher, PublishTargets
 
 log = logging.getLogger(__name__)
@@ -36,12 +35,6 @@ log = logging.getLogger(__name__)
 PAYLOAD_SCHEMA = "mwaaops.asset_event"
 #: The payload's format version (the ``version`` field); bumped for incompatible changes only.
 PAYLOAD_VERSION = 1
-CONFIG_SECTION = "mwaaops"
-DEFAULT_QUEUE_SIZE = 1000
-
-
-def _patterns(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
 
 
 def uri_selected(uri: str, include: list[str], exclude: list[str]) -> bool:
@@ -51,59 +44,48 @@ def uri_selected(uri: str, include: list[str], exclude: list[str]) -> bool:
     return not any(fnmatch.fnmatchcase(uri, pattern) for pattern in exclude)
 
 
-class ListenerSettings:
-    """The ``[mwaaops]`` options the listener reads.
+def publish_targets() -> PublishTargets:
+    """Where the ``[mwaaops]`` settings send events (read through the cached getters of
+    :mod:`~airflow_provider_mwaaops.config`: a listener hook must stay cheap)."""
+    return PublishTargets(
+        sns_topic_arn=config.asset_events_sns_topic_arn(),
+        event_bus_name=config.asset_events_event_bus_name(),
+        aws_conn_id=config.aws_conn_id(),
+        region_name=config.region_name(),
+    )
 
-    Airflow's ``conf.get`` costs about 90 us here, so reading seven options per event would make
-    each hook call cost most of a millisecond in the scheduler or API server. :func:`current_settings`
-    keeps one instance and rebuilds it only when one of their ``AIRFLOW__MWAAOPS__<KEY>`` environment
-    variables changed (Airflow does not reload ``airflow.cfg`` in a running process either).
+
+def asset_identity(asset: Any) -> dict[str, Any]:
+    """URI, name, group and extra of an asset (3.x) or dataset (2.11; it has no name or group).
+
+    Accepts what the listener hooks receive: ``SerializedAsset`` on 3.x, ``Dataset`` or
+    ``DatasetModel`` on 2.11.
     """
-
-    def __init__(self) -> None:
-        get = compat.conf.get
-        self.targets = PublishTargets(
-            sns_topic_arn=get(CONFIG_SECTION, "asset_events_sns_topic_arn", fallback="").strip(),
-            event_bus_name=get(CONFIG_SECTION, "asset_events_event_bus_name", fallback="").strip(),
-            aws_conn_id=get(CONFIG_SECTION, "aws_conn_id", fallback="aws_default").strip() or None,
-            region_name=get(CONFIG_SECTION, "region_name", fallback="").strip() or None,
-        )
-        self.include = _patterns(get(CONFIG_SECTION, "asset_events_include", fallback=""))
-        self.exclude = _patterns(get(CONFIG_SECTION, "asset_events_exclude", fallback=""))
-        self.environment = get(CONFIG_SECTION, "environment_name", fallback="").strip() or None
+    return {
+        "uri": asset.uri,
+        "name": getattr(asset, "name", None),
+        "group": getattr(asset, "group", None),
+        "extra": dict(getattr(asset, "extra", None) or {}),
+    }
 
 
-_SETTING_KEYS = (
-    "asset_events_sns_topic_arn",
-    "asset_events_event_bus_name",
-    "aws_conn_id",
-    "region_name",
-    "asset_events_include",
-    "asset_events_exclude",
-    "environment_name",
-)
-_ENV_NAMES = tuple(f"AIRFLOW__{CONFIG_SECTION.upper()}__{key.upper()}" for key in _SETTING_KEYS)
-_settings_cache: tuple[tuple[str | None, ...], ListenerSettings] | None = None
+def asset_event_details(asset_event: Any) -> tuple[Any, dict[str, Any]]:
+    """``(asset, details)`` from the event ``on_asset_event_emitted`` receives (Airflow 3.2+).
 
-
-def current_settings() -> ListenerSettings:
-    """The listener's settings, re-read only when their ``AIRFLOW__MWAAOPS__*`` overrides change."""
-    global _settings_cache
-    fingerprint = tuple(os.environ.get(name) for name in _ENV_NAMES)
-    cached = _settings_cache
-    if cached is not None and cached[0] == fingerprint:
-        return cached[1]
-    settings = ListenerSettings()
-    _settings_cache = (fingerprint, settings)
-    return settings
-
-
-def queue_size_from_config() -> int:
-    try:
-        value = compat.conf.get(CONFIG_SECTION, "asset_events_queue_size", fallback="")
-        return int(value or DEFAULT_QUEUE_SIZE)
-    except (TypeError, ValueError):
-        return DEFAULT_QUEUE_SIZE
+    ``details`` holds the event's extra and its source task instance (all None when the event came
+    from the REST API or an asset watcher rather than a task).
+    """
+    partition_date = getattr(asset_event, "partition_date", None)
+    return asset_event.asset, {
+        "extra": dict(asset_event.extra or {}),
+        "source_dag_id": asset_event.source_dag_id,
+        "source_task_id": asset_event.source_task_id,
+        "source_run_id": asset_event.source_run_id,
+        "source_map_index": asset_event.source_map_index,
+        "source_aliases": [alias.name for alias in (getattr(asset_event, "source_aliases", None) or [])],
+        "partition_key": getattr(asset_event, "partition_key", None),
+        "partition_date": partition_date.isoformat() if partition_date else None,
+    }
 
 
 def build_payload(
@@ -121,7 +103,7 @@ def build_payload(
         "airflow_hook": hook,
         "timestamp": datetime.now(UTC).isoformat(timespec="milliseconds"),
         "environment": environment,
-        "airflow_version": compat.AIRFLOW_VERSION_STRING,
+        "airflow_version": compat.INSTALLED_AIRFLOW_VERSION,
         "asset": asset,
         "event": event,
     }
@@ -147,7 +129,7 @@ class AssetEventsListener:
         if self._publisher is None:
             with self._publisher_lock:
                 if self._publisher is None:
-                    self._publisher = EventPublisher(max_queue_size=queue_size_from_config())
+                    self._publisher = EventPublisher(max_queue_size=config.asset_events_queue_size())
         return self._publisher
 
     # -- Airflow 3 ---------------------------------------------------------------------------
@@ -176,17 +158,17 @@ class AssetEventsListener:
 
     @compat.hookimpl
     def on_task_instance_running(self, task_instance: Any) -> None:
-        if not compat.AIRFLOW_V_3_0_PLUS:
+        if compat.DATASET_EVENTS_IN_TASK_PROCESS:
             self._safely(self._remember_task, task_instance)
 
     @compat.hookimpl
     def on_task_instance_success(self, task_instance: Any) -> None:
-        if not compat.AIRFLOW_V_3_0_PLUS:
+        if compat.DATASET_EVENTS_IN_TASK_PROCESS:
             self._safely(self._task_finished)
 
     @compat.hookimpl
     def on_task_instance_failed(self, task_instance: Any) -> None:
-        if not compat.AIRFLOW_V_3_0_PLUS:
+        if compat.DATASET_EVENTS_IN_TASK_PROCESS:
             self._safely(self._task_finished)
 
     # -- internals -----------------------------------------------------------------------------
@@ -198,23 +180,23 @@ class AssetEventsListener:
             log.warning("mwaaops asset events listener failed; the event is not published", exc_info=True)
 
     def _emit(self, event_type: str, hook: str, asset: Any, event: dict[str, Any] | None) -> None:
-        self._submit(event_type, hook, compat.asset_identity(asset), event)
+        self._submit(event_type, hook, asset_identity(asset), event)
 
     def _emit_event(self, asset_event: Any) -> None:
-        asset, details = compat.asset_event_details(asset_event)
-        self._submit("changed", "on_asset_event_emitted", compat.asset_identity(asset), details)
+        asset, details = asset_event_details(asset_event)
+        self._submit("changed", "on_asset_event_emitted", asset_identity(asset), details)
 
     def _submit(
         self, event_type: str, hook: str, asset: dict[str, Any], event: dict[str, Any] | None
     ) -> None:
-        settings = current_settings()
-        if not settings.targets.enabled:
+        targets = publish_targets()
+        if not targets.enabled:
             return
-        if not uri_selected(asset["uri"], settings.include, settings.exclude):
+        if not uri_selected(asset["uri"], config.asset_events_include(), config.asset_events_exclude()):
             log.debug("mwaaops: %s event for %s not published (include/exclude)", event_type, asset["uri"])
             return
-        payload = build_payload(event_type, hook, asset, event, settings.environment)
-        self.publisher.publish(payload, settings.targets)
+        payload = build_payload(event_type, hook, asset, event, config.environment_name())
+        self.publisher.publish(payload, targets)
 
     def _remember_task(self, task_instance: Any) -> None:
         self._running.source = {

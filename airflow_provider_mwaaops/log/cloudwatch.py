@@ -58,6 +58,7 @@ from airflow_provider_mwaaops.aws.errors import (
     is_throttling,
 )
 from airflow_provider_mwaaops.aws.resumable import TaskInstanceRef
+from airflow_provider_mwaaops.secrets_masking import redact
 
 __all__ = [
     "CHECKPOINT_XCOM_KEY",
@@ -210,7 +211,7 @@ class CloudWatchLogForwarder:
         self.logger = logger
         self.limits = limits or LogLimits()
         self.checkpoint = checkpoint
-        self.mask = mask or compat.redact
+        self.mask = mask or redact
         self.cursors: dict[tuple[str, str], _Cursor] = {
             (source.log_group, stream): _Cursor() for source in self.sources for stream in source.log_streams
         }

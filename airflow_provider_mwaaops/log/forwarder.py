@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from airflow_provider_mwaaops import compat
+from airflow_provider_mwaaops import compat, config
 from airflow_provider_mwaaops.log.reasons import (
     EndReason,
     EventLogSource,
@@ -30,13 +30,6 @@ log = logging.getLogger(__name__)
 
 #: Every forwarded line starts with this, so that people and log searches can find them.
 LINE_PREFIX = "[mwaaops] "
-
-
-def forwarder_enabled() -> bool:
-    try:
-        return compat.conf.getboolean("mwaaops", "log_forwarder_enabled", fallback=True)
-    except Exception:  # a malformed value must not break task start-up
-        return True
 
 
 def forward_reasons(task_instance: Any, source: EventLogSource | None = None) -> list[EndReason]:
@@ -58,9 +51,9 @@ def _through_mwaa_api() -> bool:
     requeued (stuck in queued), which is rare; looking that up at every task start would spend the
     environment's whole budget on busy days, so through MWAA only retries are looked up.
     """
-    if not compat.AIRFLOW_V_3_0_PLUS:
+    if compat.TASKS_MAY_USE_METADATA_DB:
         return False
-    return bool(compat.conf.get("mwaaops", "mwaa_environment_name", fallback=""))
+    return bool(config.mwaa_environment_name())
 
 
 class LogForwarder:
@@ -72,7 +65,7 @@ class LogForwarder:
     @compat.hookimpl
     def on_task_instance_running(self, previous_state: Any, task_instance: Any) -> None:
         try:
-            if not forwarder_enabled() or compat.task_instance_resumed(task_instance):
+            if not config.log_forwarder_enabled() or compat.task_instance_resumed(task_instance):
                 return
             if self._source is None and _first_try(task_instance) and _through_mwaa_api():
                 return  # see _through_mwaa_api

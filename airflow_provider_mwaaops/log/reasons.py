@@ -241,19 +241,37 @@ class EventLogSource(Protocol):
 
 
 class DatabaseEventLogSource:
-    """The ``log`` table through Airflow's ORM: Airflow 2, or any process with database access."""
+    """The ``log`` table through Airflow's ORM, where ORM access is allowed: Airflow 2 tasks, and
+    Airflow 3 server-side processes (API server, scheduler).
+
+    A separate, short session keeps the caller's transaction (a task's own session on Airflow 2)
+    untouched.
+    """
 
     name = "metadata database"
 
     def rows(self, ti: TaskInstanceRef, try_numbers: Sequence[int]) -> list[EventLogRow]:
-        from airflow_provider_mwaaops.compat import read_task_event_log
+        from airflow.models.log import Log
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
 
-        return [
-            EventLogRow(event=r["event"], when=r["when"], try_number=r["try_number"], extra=r["extra"])
-            for r in read_task_event_log(
-                ti.dag_id, ti.task_id, ti.run_id, ti.map_index, try_numbers, sorted(REASON_EVENTS)
+        query = (
+            select(Log.event, Log.dttm, Log.try_number, Log.extra)
+            .where(
+                Log.dag_id == ti.dag_id,
+                Log.task_id == ti.task_id,
+                Log.run_id == ti.run_id,
+                Log.map_index == ti.map_index,
+                Log.try_number.in_(list(try_numbers)),
+                Log.event.in_(sorted(REASON_EVENTS)),
             )
-        ]
+            .order_by(Log.dttm)
+        )
+        with create_session() as session:
+            return [
+                EventLogRow(event=event, when=when, try_number=try_number, extra=extra)
+                for event, when, try_number, extra in session.execute(query)
+            ]
 
 
 class ApiEventLogSource:
@@ -314,35 +332,6 @@ def _parse_when(value: Any) -> datetime | None:
         return None
 
 
-def api_client_from_config() -> Any:
-    """An ``AirflowApiClient`` for the ``[mwaaops]`` API settings, tuned for a task's start-up.
-
-    One attempt and the configured ``api_timeout``: a slow or absent API must cost a task at most
-    one timeout, never a retry ladder.
-    """
-    from airflow_provider_mwaaops.airflow_api import AirflowApiClient
-    from airflow_provider_mwaaops.compat import conf
-
-    timeout = conf.getfloat("mwaaops", "api_timeout", fallback=5.0)
-    environment = conf.get("mwaaops", "mwaa_environment_name", fallback="")
-    if environment:
-        return AirflowApiClient.from_mwaa(
-            environment,
-            aws_conn_id=conf.get("mwaaops", "aws_conn_id", fallback="aws_default") or None,
-            region_name=conf.get("mwaaops", "region_name", fallback="") or None,
-            timeout=timeout,
-            attempts=1,
-        )
-    url = conf.get("mwaaops", "api_url", fallback="") or conf.get("api", "base_url", fallback="")
-    return AirflowApiClient.from_url(
-        url,
-        username=conf.get("mwaaops", "api_username", fallback="") or None,
-        password=conf.get("mwaaops", "api_password", fallback="") or None,
-        timeout=timeout,
-        attempts=1,
-    )
-
-
 class UnconfiguredEventLogSource:
     """Airflow 3 with no ``[mwaaops]`` API settings: nothing to read, and nothing to wait for.
 
@@ -356,24 +345,22 @@ class UnconfiguredEventLogSource:
         return []
 
 
-def api_configured() -> bool:
-    """Whether ``[mwaaops]`` names an API the forwarder may call (Airflow 3)."""
-    from airflow_provider_mwaaops.compat import conf
-
-    return any(
-        conf.get("mwaaops", key, fallback="") for key in ("mwaa_environment_name", "api_url", "api_username")
-    )
-
-
 def default_source() -> EventLogSource:
-    """The event log a task can read on the installed Airflow line."""
-    from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
+    """The event log a task can read on the installed Airflow line.
 
-    if AIRFLOW_V_3_0_PLUS:
-        if not api_configured():
-            return UnconfiguredEventLogSource()
-        return ApiEventLogSource(api_client_from_config())
-    return DatabaseEventLogSource()
+    Through the API, one attempt within ``[mwaaops] api_timeout``: a slow or absent API must cost
+    a task's start-up at most one timeout, never a retry ladder.
+    """
+    from airflow_provider_mwaaops import config
+    from airflow_provider_mwaaops.compat import TASKS_MAY_USE_METADATA_DB
+
+    if TASKS_MAY_USE_METADATA_DB:
+        return DatabaseEventLogSource()
+    if not config.api_configured():
+        return UnconfiguredEventLogSource()
+    from airflow_provider_mwaaops.airflow_api import AirflowApiClient
+
+    return ApiEventLogSource(AirflowApiClient.from_config(attempts=1))
 
 
 # -- fail-safe lookups --------------------------------------------------------------------------

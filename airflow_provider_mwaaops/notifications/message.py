@@ -1,7 +1,7 @@
 """The message an on-call engineer receives when an Airflow callback fires, shaped for Amazon SNS.
 
-Why a module of its own: the notifier (``SnsNotifier``) and the publishing operator
-(``SnsPublishOperator``) must send the same message, and the message has to survive SNS's limits
+Why a module of its own: the notifier (``SnsRunStatusNotifier``) and the publishing operator
+(``SnsPublishResultOperator``) must send the same message, and the message has to survive SNS's limits
 whatever Airflow hands over. Three things shape it:
 
 * **What Airflow gives.** A task-level callback gets the task's context (``ti``, ``task``,
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow_provider_mwaaops import compat
+from airflow_provider_mwaaops import airflow_ui, config, secrets_masking
 
 log = logging.getLogger(__name__)
 
@@ -228,7 +228,7 @@ def collect_fields(context: Mapping[str, Any], environment_name: str | None = No
     fields: dict[str, Any] = {
         "schema": PAYLOAD_SCHEMA,
         "level": "dag" if dag_level else "task",
-        "environment": environment_name if environment_name is not None else _environment_name(),
+        "environment": environment_name if environment_name is not None else config.environment_name(),
         "dag_id": dag_id,
         "run_id": run_id,
         "logical_date": _iso(logical_date),
@@ -253,7 +253,7 @@ def collect_fields(context: Mapping[str, Any], environment_name: str | None = No
                 "end_date": _iso(_get(dag_run, "end_date")),
                 "duration_seconds": _duration_seconds(_get(dag_run, "start_date"), _get(dag_run, "end_date")),
                 "hostname": socket.gethostname(),
-                "log_url": compat.dag_run_ui_url(dag_id, run_id) if dag_id and run_id else None,
+                "log_url": airflow_ui.dag_run_url(dag_id, run_id) if dag_id and run_id else None,
             }
         )
     else:
@@ -277,7 +277,7 @@ def collect_fields(context: Mapping[str, Any], environment_name: str | None = No
             }
         )
         fields["log_url"] = (
-            compat.task_log_url(
+            airflow_ui.task_log_url(
                 dag_id,
                 run_id,
                 fields["task_id"],
@@ -308,13 +308,6 @@ def _task_state(ti: Any) -> str | None:
     if state in (None, "none", "scheduled", "queued") and _get(ti, "end_date") is None:
         return "running"
     return state
-
-
-def _environment_name() -> str | None:
-    try:
-        return compat.conf.get("mwaaops", "environment_name", fallback="") or None
-    except Exception:
-        return None
 
 
 def _state_from_reason(reason: Any) -> str | None:
@@ -421,7 +414,7 @@ def _attributes(fields: Mapping[str, Any], extra: Mapping[str, Any] | None) -> d
 
 def _mask(value: Any) -> Any:
     try:
-        return compat.redact(value)
+        return secrets_masking.redact(value)
     except Exception:
         # Masking must not stop the notification, but an unmasked text must not leave either.
         log.warning("secrets masker failed; sending the notification without free-text details")

@@ -1,6 +1,7 @@
 """Amazon SNS notifier for task- and DAG-level callbacks, on Airflow 2.11 and 3.x.
 
-What it adds over the amazon provider's ``SnsNotifier``: a message built from the callback's
+Named for what it adds over the amazon provider's ``SnsNotifier``, which publishes the message it is
+given: the status of the run or task a callback is about, as a message built from the callback's
 context with everything on-call needs (see :mod:`~airflow_provider_mwaaops.notifications.message`),
 one body per SNS protocol, filter-policy attributes, FIFO topics (group and deduplication ids),
 SNS's size limits honoured, secrets masked, and a publish failure that is logged instead of
@@ -25,17 +26,30 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from airflow_provider_mwaaops import compat
 from airflow_provider_mwaaops.compat import BaseNotifier
 from airflow_provider_mwaaops.notifications.message import NotificationMessage, build_message
+from airflow_provider_mwaaops.notifications.templating import template_accessors
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SnsNotifier", "fifo_ids", "publish_message", "send_sns_notification"]
+__all__ = ["SnsRunStatusNotifier", "fifo_ids", "publish_message", "send_sns_run_status"]
 
 #: FIFO deduplication ids: at most 128 characters.
 SNS_MAX_DEDUPLICATION_ID_CHARS = 128
 SNS_MAX_GROUP_ID_CHARS = 128
+#: The templated parameters of everything that publishes a notification message (the notifier and
+#: ``SnsPublishResultOperator``).
+MESSAGE_TEMPLATE_FIELDS: tuple[str, ...] = (
+    "target_arn",
+    "subject",
+    "message",
+    "message_attributes",
+    "message_group_id",
+    "message_deduplication_id",
+    "environment_name",
+    "aws_conn_id",
+    "region_name",
+)
 
 
 def is_fifo_topic(target_arn: str) -> bool:
@@ -112,14 +126,14 @@ def publish_message(
     return str(response["MessageId"])
 
 
-class SnsNotifier(BaseNotifier):
+class SnsRunStatusNotifier(BaseNotifier):
     """Publish an Airflow callback (task or DAG level) to an SNS topic.
 
     Usable as ``on_failure_callback``, ``on_success_callback``, ``on_retry_callback``,
     ``on_execute_callback`` (task level) and as a DAG's ``on_failure_callback`` /
     ``on_success_callback``::
 
-        notify_oncall = SnsNotifier(target_arn="{{ var.value.target_sns_arn }}")
+        notify_oncall = SnsRunStatusNotifier(target_arn="{{ var.value.target_sns_arn }}")
         DAG(..., on_failure_callback=notify_oncall, default_args={"on_failure_callback": notify_oncall})
 
     :param target_arn: SNS topic (or endpoint) ARN; templated. A ``.fifo`` topic gets a message
@@ -143,17 +157,7 @@ class SnsNotifier(BaseNotifier):
         alerts), which then awaits it.
     """
 
-    template_fields: Sequence[str] = (
-        "target_arn",
-        "subject",
-        "message",
-        "message_attributes",
-        "message_group_id",
-        "message_deduplication_id",
-        "environment_name",
-        "aws_conn_id",
-        "region_name",
-    )
+    template_fields: Sequence[str] = MESSAGE_TEMPLATE_FIELDS
 
     def __init__(
         self,
@@ -206,11 +210,15 @@ class SnsNotifier(BaseNotifier):
     # -- sending -----------------------------------------------------------------------------------
     def notify(self, context: Any) -> None:
         """Publish synchronously (worker, dag processor, ``dag.test()``)."""
-        from airflow.providers.amazon.aws.hooks.sns import SnsHook
-
-        client = SnsHook(aws_conn_id=self.aws_conn_id, region_name=self.region_name).get_conn()
-        response = client.publish(**self._publish_kwargs(context))
-        log.info("Published the notification to %s: message %s", self.target_arn, response["MessageId"])
+        message_id = publish_message(
+            self.build(context),
+            self.target_arn,
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
+            message_group_id=self.message_group_id,
+            message_deduplication_id=self.message_deduplication_id,
+        )
+        log.info("Published the notification to %s: message %s", self.target_arn, message_id)
 
     async def async_notify(self, context: Any) -> None:
         """Publish without blocking the event loop (Airflow 3.1+ runs notifiers in the triggerer).
@@ -267,12 +275,12 @@ class SnsNotifier(BaseNotifier):
         if self.raise_on_failure:
             raise error
 
-    def _rendered_copy(self, context: Any) -> SnsNotifier:
+    def _rendered_copy(self, context: Any) -> SnsRunStatusNotifier:
         """Render the template fields on a copy, so a shared notifier keeps its templates."""
         rendered = copy.copy(self)
         rendered.message_attributes = copy.deepcopy(self.message_attributes)
         # Like BaseNotifier.__call__, the context itself receives the template fields' values.
-        for name, value in compat.template_accessors().items():
+        for name, value in template_accessors().items():
             if name not in context:
                 context[name] = value
         rendered._update_context(context)
@@ -295,6 +303,7 @@ class SnsNotifier(BaseNotifier):
         return super(BaseNotifier, self)._render(template, context, dag)
 
 
-def send_sns_notification(**kwargs: Any) -> SnsNotifier:
-    """``on_failure_callback=send_sns_notification(target_arn=...)``, the amazon provider's idiom."""
-    return SnsNotifier(**kwargs)
+def send_sns_run_status(**kwargs: Any) -> SnsRunStatusNotifier:
+    """``on_failure_callback=send_sns_run_status(target_arn=...)``: the notifier in the amazon
+    provider's ``send_*`` idiom."""
+    return SnsRunStatusNotifier(**kwargs)

@@ -107,9 +107,9 @@ class MetadataExportOperator(BaseOperator):
         if read_from not in READ_FROM:
             raise ValueError(f"read_from={read_from!r}: use one of {', '.join(READ_FROM)}")
         if read_from == "rest":
-            from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
+            from airflow_provider_mwaaops.compat import TASKS_MAY_USE_METADATA_DB
 
-            if not AIRFLOW_V_3_0_PLUS:
+            if TASKS_MAY_USE_METADATA_DB:
                 raise ValueError(
                     "read_from='rest' reads Airflow 3's REST API v2; on Airflow 2 tasks may read the "
                     "metadata database: use read_from='database'"

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS, AirflowException, BaseOperator, conf
+from airflow_provider_mwaaops.compat import TASKS_MAY_USE_METADATA_DB, AirflowException, BaseOperator, conf
 
 if TYPE_CHECKING:
     from airflow_provider_mwaaops.compat import Context
@@ -132,7 +132,7 @@ class MetadataRestoreOperator(BaseOperator):
             return normalize_url(self.target_sql_alchemy_url)
         if self.target_conn_id:
             return url_from_conn_id(self.target_conn_id)
-        if AIRFLOW_V_3_0_PLUS:
+        if not TASKS_MAY_USE_METADATA_DB:
             raise AirflowException(
                 "Airflow 3 tasks may not write the metadata database: give target_conn_id (or "
                 "target_sql_alchemy_url) of the database to restore into, use target='api' for "

@@ -2,7 +2,7 @@
 
 Why not the amazon provider's ``SnsPublishOperator``: subscribers of a topic usually get both the
 pipeline's results and its failure notifications, and should be able to treat them alike. This
-operator sends the same message as :class:`~airflow_provider_mwaaops.notifications.sns.SnsNotifier`
+operator sends the same message as :class:`~airflow_provider_mwaaops.notifications.sns.SnsRunStatusNotifier`
 (identity of the run and task, per-protocol bodies, filter-policy attributes, FIFO ids, size
 limits, masking), with the result added, and its ``state`` attribute set to ``"result"`` so that a
 filter policy can tell results from callbacks.
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_mwaaops.compat import BaseOperator
 from airflow_provider_mwaaops.notifications.message import build_message
-from airflow_provider_mwaaops.notifications.sns import publish_message
+from airflow_provider_mwaaops.notifications.sns import MESSAGE_TEMPLATE_FIELDS, publish_message
 
 if TYPE_CHECKING:
     from airflow_provider_mwaaops.compat import Context
@@ -40,18 +40,7 @@ class SnsPublishResultOperator(BaseOperator):
     :return: the SNS message id (pushed to XCom).
     """
 
-    template_fields: Sequence[str] = (
-        "target_arn",
-        "result",
-        "subject",
-        "message",
-        "message_attributes",
-        "message_group_id",
-        "message_deduplication_id",
-        "environment_name",
-        "aws_conn_id",
-        "region_name",
-    )
+    template_fields: Sequence[str] = ("result", *MESSAGE_TEMPLATE_FIELDS)
     ui_color = "#f3d5c1"
 
     def __init__(

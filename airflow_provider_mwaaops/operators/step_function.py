@@ -30,12 +30,9 @@ from airflow.providers.amazon.aws.links.step_function import (
 from botocore.exceptions import ClientError
 
 from airflow_provider_mwaaops.aws.arn import StateMachineArn, execution_arn_for, validate_sfn_name
+from airflow_provider_mwaaops.aws.errors import error_code
 from airflow_provider_mwaaops.compat import AirflowException
-from airflow_provider_mwaaops.hooks.step_function import (
-    REDRIVABLE_STATUSES,
-    StepFunctionRedriveHook,
-    error_code,
-)
+from airflow_provider_mwaaops.hooks.step_function import REDRIVABLE_STATUSES, StepFunctionRedriveHook
 from airflow_provider_mwaaops.operators.base import AwsBaseOperator, aws_template_fields
 from airflow_provider_mwaaops.triggers.base import STATUS_FAILURE, STATUS_SUCCESS, AwsPollingTrigger
 from airflow_provider_mwaaops.triggers.step_function import WAITING_STATUSES, StepFunctionExecutionTrigger

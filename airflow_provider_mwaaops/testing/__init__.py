@@ -10,15 +10,30 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow_provider_mwaaops.testing.dag_runner import DagRunResult, run_dag
+    from airflow_provider_mwaaops.testing.dag_runner import (
+        DagRunResult,
+        load_dags,
+        run_dag,
+        task_instance_states,
+        task_return_values,
+    )
     from airflow_provider_mwaaops.testing.emulator import AwsEmulator
 
-__all__ = ["AwsEmulator", "DagRunResult", "run_dag"]
+__all__ = [
+    "AwsEmulator",
+    "DagRunResult",
+    "load_dags",
+    "run_dag",
+    "task_instance_states",
+    "task_return_values",
+]
 
 _LAZY = {
     "AwsEmulator": "airflow_provider_mwaaops.testing.emulator",
-    "DagRunResult": "airflow_provider_mwaaops.testing.dag_runner",
-    "run_dag": "airflow_provider_mwaaops.testing.dag_runner",
+    **{
+        name: "airflow_provider_mwaaops.testing.dag_runner"
+        for name in ("DagRunResult", "load_dags", "run_dag", "task_instance_states", "task_return_values")
+    },
 }
 
 

@@ -67,12 +67,11 @@ def prepare_example(dag: Any, emulator: AwsEmulator) -> None:
     """
     if dag.dag_id != CONSUMER_DAG_ID:
         return
-    from airflow_provider_mwaaops import compat
     from airflow_provider_mwaaops.listeners.asset_events import asset_events_listener
-    from airflow_provider_mwaaops.testing.dag_runner import run_dag
+    from airflow_provider_mwaaops.testing.dag_runner import load_dags, run_dag
 
     producer_file = Path(dag.fileloc).with_name(f"{PRODUCER_DAG_ID}.py")
-    dags, errors = compat.load_dags(str(producer_file))
+    dags, errors = load_dags(str(producer_file))
     if errors or PRODUCER_DAG_ID not in dags:
         raise RuntimeError(f"cannot load {producer_file} for the consumer example: {errors}")
     topic_arn, _ = create_example_targets(emulator)

@@ -63,9 +63,9 @@ def config_environ(config: ConfigOverrides | None) -> dict[str, str]:
 
 def default_component_commands(triggerer: bool = False) -> list[str]:
     """The components a line needs to run DAGs: Airflow 3 parses DAGs in a separate dag processor."""
-    from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
+    from airflow_provider_mwaaops.compat import STANDALONE_DAG_PROCESSOR
 
-    commands = ["scheduler", "dag-processor"] if AIRFLOW_V_3_0_PLUS else ["scheduler"]
+    commands = ["scheduler", "dag-processor"] if STANDALONE_DAG_PROCESSOR else ["scheduler"]
     if triggerer:
         commands.append("triggerer")
     return commands

@@ -43,10 +43,10 @@ def run_folder(dags_folder: Path, only: list[str] | None = None, report_html: Pa
     """
     from airflow_provider_mwaaops import compat
     from airflow_provider_mwaaops.testing.asset_events import prepare_example
-    from airflow_provider_mwaaops.testing.dag_runner import run_dag
+    from airflow_provider_mwaaops.testing.dag_runner import load_dags, run_dag, task_return_values
     from airflow_provider_mwaaops.testing.snowflake import fake_snowflake
 
-    dags, import_errors = compat.load_dags(str(dags_folder))
+    dags, import_errors = load_dags(str(dags_folder))
     for path, error in import_errors.items():
         print(f"IMPORT ERROR {path}:\n{textwrap.indent(error, '    ')}")
     selected = sorted(dag_id for dag_id in dags if not only or dag_id in only)
@@ -64,7 +64,7 @@ def run_folder(dags_folder: Path, only: list[str] | None = None, report_html: Pa
             with emulator.activated(), fake_snowflake():
                 prepare_example(dags[dag_id], emulator)  # the asset-events consumer needs an event
                 result = run_dag(dags[dag_id])
-                returned = compat.task_return_values(dag_id, result.run_id)
+                returned = task_return_values(dag_id, result.run_id)
             results.append((dags[dag_id], result, returned))
             failures += 0 if result.succeeded else 1
         if report_html is not None:  # metadata export of the demo's own runs, then its report
@@ -75,7 +75,8 @@ def run_folder(dags_folder: Path, only: list[str] | None = None, report_html: Pa
         emulator.stop()
 
     print("\n" + "=" * 100)
-    print(f"Demo summary ({len(results)} DAGs, Airflow {compat.AIRFLOW_VERSION}, AWS: moto on loopback)")
+    airflow = f"Airflow {compat.INSTALLED_AIRFLOW_VERSION}"
+    print(f"Demo summary ({len(results)} DAGs, {airflow}, AWS: moto on loopback)")
     print("=" * 100)
     for dag, result, returned in results:
         print(f"\n{dag.dag_id}: {result.state.upper()} in {result.duration_seconds:.1f}s")

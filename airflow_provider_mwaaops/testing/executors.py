@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow.executors.local_executor import LocalExecutor
 
-from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
+from airflow_provider_mwaaops.compat import EXECUTORS_RUN_WORKLOADS
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class LosingLocalExecutor(LocalExecutor):
         log.warning("LosingLocalExecutor: losing the first workload of %s", key)
         return True
 
-    if AIRFLOW_V_3_0_PLUS:
+    if EXECUTORS_RUN_WORKLOADS:
 
         def _process_workloads(self, workload_list: Any) -> Any:
             from airflow.executors.workloads import ExecuteTask

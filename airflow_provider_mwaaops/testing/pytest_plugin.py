@@ -132,9 +132,9 @@ def airflow_api_server(
     mwaaops_airflow: IsolatedAirflow, _mwaaops_emulator_server: AwsEmulator
 ) -> Iterator[AirflowApiServer]:
     """A real ``airflow api-server`` (Airflow 3) on the session's isolated Airflow and emulator."""
-    from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
+    from airflow_provider_mwaaops.compat import HAS_API_SERVER
 
-    if not AIRFLOW_V_3_0_PLUS:
+    if not HAS_API_SERVER:
         pytest.skip("airflow api-server exists on Airflow 3 only")
     from airflow_provider_mwaaops.testing.api_server import AirflowApiServer
 

@@ -16,8 +16,8 @@ def test_there_are_examples():
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
 def test_example_dag_succeeds(path, dag_runner, aws_emulator):
-    from airflow_provider_mwaaops.compat import load_dags
     from airflow_provider_mwaaops.testing.asset_events import prepare_example
+    from airflow_provider_mwaaops.testing.dag_runner import load_dags
     from airflow_provider_mwaaops.testing.snowflake import fake_snowflake
 
     dags, errors = load_dags(str(path))
@@ -36,7 +36,7 @@ def test_snowflake_example_result_arrives_through_sns(dag_runner, aws_emulator, 
     topic named by the ``target_sns_arn`` Variable (set here, as in a real deployment)."""
     import json
 
-    from airflow_provider_mwaaops.compat import load_dags
+    from airflow_provider_mwaaops.testing.dag_runner import load_dags
     from airflow_provider_mwaaops.testing.snowflake import fake_snowflake
 
     sns, sqs = aws_emulator.client("sns"), aws_emulator.client("sqs")

@@ -23,6 +23,7 @@ from airflow_provider_mwaaops.listeners.asset_events import (
     uri_selected,
 )
 from airflow_provider_mwaaops.listeners.publisher import EventPublisher
+from airflow_provider_mwaaops.testing.dag_runner import register_dag_for_test
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -159,7 +160,7 @@ def test_hanging_target_leaves_task_timing_and_state_untouched(
     dag = producer_dag("asset_events_hanging_target", [unique_uri("orders")])
     # Airflow creates the asset (on_asset_created / on_dataset_created) when the DAG is first
     # synced: let that event go to the working target, so the hanging one sees only the change.
-    compat.register_dag_for_test(dag)
+    register_dag_for_test(dag)
     assert registered_listener.publisher.flush(30)
     monkeypatch.setattr(publisher_module, "READ_TIMEOUT_S", 2.0)
     monkeypatch.setattr(publisher_module, "CONNECT_TIMEOUT_S", 2.0)

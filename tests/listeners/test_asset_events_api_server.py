@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_mwaaops import compat
+from airflow_provider_mwaaops.testing.dag_runner import register_dag_for_test
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -33,7 +34,7 @@ def test_rest_api_asset_event_is_published_by_the_api_server(api_server, targets
     uri = unique_uri("api/orders")
     with compat.DAG("asset_events_api_producer", schedule=None) as dag:
         compat.BaseOperator(task_id="produce", outlets=[compat.Asset(uri)])
-    compat.register_dag_for_test(dag)  # creates the asset in the shared DB (in this process)
+    register_dag_for_test(dag)  # creates the asset in the shared DB (in this process)
     assets = api_server.request("GET", "/api/v2/assets", params={"uri_pattern": uri})["assets"]
     assert len(assets) == 1
 

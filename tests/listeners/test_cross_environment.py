@@ -39,6 +39,7 @@ from airflow_provider_mwaaops.testing.asset_events import (
     producer_listener_environ,
 )
 from airflow_provider_mwaaops.testing.components import AirflowComponents, default_component_commands
+from airflow_provider_mwaaops.testing.dag_runner import load_dags, task_return_values
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "example_dags"
 PRODUCER_URI = "s3://mwaaops-example-lake/curated/orders"
@@ -225,7 +226,7 @@ def _trigger(dag_id: str, server: Any, components: AirflowComponents, airflow: A
 @pytest.mark.timeout(300)
 @pytest.mark.skipif(compat.AIRFLOW_V_3_0_PLUS, reason="Airflow 3's consumer is an asset watcher, not a task")
 def test_airflow2_consumer_sensor_defers_and_receives_under_dag_test(dag_runner, aws_emulator):
-    dags, errors = compat.load_dags(str(EXAMPLES / f"{CONSUMER_DAG_ID}.py"))
+    dags, errors = load_dags(str(EXAMPLES / f"{CONSUMER_DAG_ID}.py"))
     assert not errors
     consumer = dags[CONSUMER_DAG_ID]
     prepare_example(consumer, aws_emulator)  # the real producer DAG and listener publish to SNS
@@ -233,7 +234,7 @@ def test_airflow2_consumer_sensor_defers_and_receives_under_dag_test(dag_runner,
     result = dag_runner(consumer)
 
     assert result.succeeded, result
-    received = compat.task_return_values(CONSUMER_DAG_ID, result.run_id)["load_orders"]
+    received = task_return_values(CONSUMER_DAG_ID, result.run_id)["load_orders"]
     assert len(received) == 1
     assert received[0]["uri"] == PRODUCER_URI
     assert received[0]["environment"] == PRODUCER_ENVIRONMENT

@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 
 
 def main(argv: list[str]) -> None:
-    from airflow_provider_mwaaops.compat import DAG, dag_test, register_dag_for_test, task
+    from airflow_provider_mwaaops.compat import DAG, task
+    from airflow_provider_mwaaops.testing.dag_runner import dag_test, register_dag_for_test
 
     days = [int(d) for d in argv[0].split(",") if d]
     with DAG(

@@ -41,7 +41,8 @@ def _client(server: Any) -> Any:
 
 def _paused_copies_of_the_source_dags(server: Any) -> None:
     """The new environment has parsed the same DAG files: present, paused at creation."""
-    from airflow_provider_mwaaops.compat import DAG, register_dag_for_test, task
+    from airflow_provider_mwaaops.compat import DAG, task
+    from airflow_provider_mwaaops.testing.dag_runner import register_dag_for_test
 
     for dag_id in ("restore_source_ok", "restore_source_failing"):
         with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1)) as dag:

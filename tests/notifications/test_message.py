@@ -132,7 +132,7 @@ def test_masker_failure_withholds_free_text(mwaaops_airflow, monkeypatch):
     def broken(value):
         raise RuntimeError("masker down")
 
-    monkeypatch.setattr(message_module.compat, "redact", broken)
+    monkeypatch.setattr(message_module.secrets_masking, "redact", broken)
     context = task_context()
     context["exception"] = failing("secret-in-here")
     notification = build_message(context)

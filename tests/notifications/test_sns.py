@@ -1,4 +1,4 @@
-"""SnsNotifier: FIFO topics, publish failures, templates, the async path and message limits."""
+"""SnsRunStatusNotifier: FIFO topics, publish failures, templates, the async path and message limits."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import pytest
 
 from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_1_PLUS, DAG, task
 from airflow_provider_mwaaops.notifications.message import SNS_MAX_SUBJECT_CHARS, build_message
-from airflow_provider_mwaaops.notifications.sns import SnsNotifier, fifo_ids, send_sns_notification
+from airflow_provider_mwaaops.notifications.sns import SnsRunStatusNotifier, fifo_ids, send_sns_run_status
 
 MISSING_TOPIC = "arn:aws:sns:us-east-1:123456789012:no-such-topic"
 
 
 def test_fifo_topic_gets_group_per_dag_and_dedup_per_run_try_state(dag_runner, sns_inbox):
     inbox = sns_inbox("fifo-oncall", fifo=True)
-    notifier = SnsNotifier(target_arn=inbox.topic_arn)
+    notifier = SnsRunStatusNotifier(target_arn=inbox.topic_arn)
     with DAG(
         "notifier_fifo",
         schedule=None,
@@ -65,8 +65,8 @@ def test_fifo_ids_follow_run_try_and_state():
 
 def test_publish_failure_does_not_fail_the_task(dag_runner, sns_inbox):
     inbox = sns_inbox("still-delivered")
-    broken = SnsNotifier(target_arn=MISSING_TOPIC)
-    working = SnsNotifier(target_arn=inbox.topic_arn)
+    broken = SnsRunStatusNotifier(target_arn=MISSING_TOPIC)
+    working = SnsRunStatusNotifier(target_arn=inbox.topic_arn)
     with DAG("notifier_broken_topic", schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
 
         @task(on_execute_callback=broken, on_success_callback=[broken, working])
@@ -83,7 +83,7 @@ def test_publish_failure_does_not_fail_the_task(dag_runner, sns_inbox):
 
 
 def test_publish_failure_is_logged_with_the_reason(aws_emulator, caplog):
-    notifier = SnsNotifier(target_arn=MISSING_TOPIC)
+    notifier = SnsRunStatusNotifier(target_arn=MISSING_TOPIC)
     with caplog.at_level(logging.ERROR):
         notifier({"dag": None, "run_id": "r", "reason": "success"})
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
@@ -93,13 +93,13 @@ def test_publish_failure_is_logged_with_the_reason(aws_emulator, caplog):
 def test_raise_on_failure(aws_emulator):
     from botocore.exceptions import ClientError
 
-    notifier = SnsNotifier(target_arn=MISSING_TOPIC, raise_on_failure=True)
+    notifier = SnsRunStatusNotifier(target_arn=MISSING_TOPIC, raise_on_failure=True)
     with pytest.raises(ClientError, match="NotFound"):
         notifier({"dag": None, "run_id": "r", "reason": "success"})
 
 
 def test_unrenderable_template_is_a_logged_failure_not_a_crash(aws_emulator, caplog):
-    notifier = SnsNotifier(target_arn="{{ var.value.variable_nobody_set }}")
+    notifier = SnsRunStatusNotifier(target_arn="{{ var.value.variable_nobody_set }}")
     with caplog.at_level(logging.ERROR):
         notifier({"dag": None, "run_id": "r", "reason": "success"})
     assert any("variable_nobody_set" in r.getMessage() for r in caplog.records)
@@ -108,7 +108,7 @@ def test_unrenderable_template_is_a_logged_failure_not_a_crash(aws_emulator, cap
 def test_templates_render_per_call_so_a_shared_notifier_stays_reusable(aws_emulator, sns_inbox, monkeypatch):
     inbox = sns_inbox("templated")
     monkeypatch.setenv("AIRFLOW_VAR_TARGET_SNS_ARN", inbox.topic_arn)
-    notifier = send_sns_notification(
+    notifier = send_sns_run_status(
         target_arn="{{ var.value.target_sns_arn }}",
         subject="run {{ run_id }} " + "y" * 200,
         message="Run {{ run_id }} ended: {{ reason }}",
@@ -141,7 +141,7 @@ def test_filter_policy_routes_on_attributes(aws_emulator, sns_inbox):
         },
     )
     for env, reason in [("prod", "success"), ("prod", "task_failure"), ("dev", "task_failure")]:
-        SnsNotifier(target_arn=everything.topic_arn, environment_name=env)(
+        SnsRunStatusNotifier(target_arn=everything.topic_arn, environment_name=env)(
             {"dag": None, "run_id": env, "reason": reason}
         )
     assert len(everything.drain()) == 3
@@ -177,7 +177,7 @@ def test_protocol_bodies(aws_emulator):
 def test_async_notify_publishes_through_the_shared_client(aws_emulator, sns_inbox, monkeypatch):
     inbox = sns_inbox("async")
     monkeypatch.setenv("AIRFLOW_VAR_TARGET_SNS_ARN", inbox.topic_arn)
-    notifier = SnsNotifier(target_arn="{{ var.value.target_sns_arn }}")
+    notifier = SnsRunStatusNotifier(target_arn="{{ var.value.target_sns_arn }}")
     notifier.context = {"dag": None, "run_id": "deadline-run", "reason": "task_failure"}
 
     async def main() -> None:
@@ -190,7 +190,7 @@ def test_async_notify_publishes_through_the_shared_client(aws_emulator, sns_inbo
 
 @pytest.mark.skipif(not AIRFLOW_V_3_1_PLUS, reason="deadline alerts exist from Airflow 3.1")
 def test_deadline_alert_through_airflows_callback_trigger(aws_emulator, sns_inbox):
-    """What the triggerer does for a DeadlineAlert with SnsNotifier as its callback: Airflow's own
+    """What the triggerer does for a DeadlineAlert with SnsRunStatusNotifier as its callback: Airflow's own
     CallbackTrigger constructs the notifier with the scheduler's simple context and awaits it."""
     from airflow.triggers.callback import CallbackTrigger
 
@@ -207,7 +207,7 @@ def test_deadline_alert_through_airflows_callback_trigger(aws_emulator, sns_inbo
         "deadline": {"id": "0199", "deadline_time": "2026-01-01T01:00:00Z"},
     }
     trigger = CallbackTrigger(
-        callback_path="airflow_provider_mwaaops.notifications.sns.SnsNotifier",
+        callback_path="airflow_provider_mwaaops.notifications.sns.SnsRunStatusNotifier",
         callback_kwargs={"target_arn": inbox.topic_arn, "context": context},
     )
 
@@ -230,7 +230,7 @@ def test_deadline_alert_through_airflows_callback_trigger(aws_emulator, sns_inbo
 
 @pytest.mark.skipif(not AIRFLOW_V_3_1_PLUS, reason="async notifiers exist from Airflow 3.1")
 def test_async_publish_failure_is_logged_not_raised(aws_emulator, caplog):
-    notifier = SnsNotifier(target_arn=MISSING_TOPIC)
+    notifier = SnsRunStatusNotifier(target_arn=MISSING_TOPIC)
     notifier.context = {"dag": None, "run_id": "r", "reason": "success"}
 
     async def main() -> None:
@@ -255,7 +255,7 @@ def test_airflow_lists_the_notifier(mwaaops_airflow):
         timeout=300,
         check=True,
     ).stdout
-    assert "airflow_provider_mwaaops.notifications.sns.SnsNotifier" in listed
+    assert "airflow_provider_mwaaops.notifications.sns.SnsRunStatusNotifier" in listed
 
 
 @pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="Airflow 3 reads the event log over the REST API (log tests)")
@@ -263,7 +263,7 @@ def test_reason_airflow_ended_the_try_reaches_the_message(dag_runner, sns_inbox)
     """The log forwarder's lookup, for real on Airflow 2.11: a 'heartbeat timeout' row in the event
     log for the failing try (written as the scheduler would) appears in the failure notification."""
     inbox = sns_inbox("end-reasons")
-    notifier = SnsNotifier(target_arn=inbox.topic_arn)
+    notifier = SnsRunStatusNotifier(target_arn=inbox.topic_arn)
     with DAG("notifier_end_reason", schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
 
         @task(on_failure_callback=notifier)

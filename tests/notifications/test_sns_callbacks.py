@@ -1,4 +1,4 @@
-"""SnsNotifier as Airflow really calls it: task- and DAG-level callbacks under dag.test(), on both
+"""SnsRunStatusNotifier as Airflow really calls it: task- and DAG-level callbacks under dag.test(), on both
 Airflow lines, read back from an SQS queue subscribed to the emulator's SNS topic.
 
 One DAG run exercises every callback kind (its messages are collected once per module, since a
@@ -16,7 +16,7 @@ import pytest
 
 from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS, DAG, BaseHook, Variable, task
 from airflow_provider_mwaaops.notifications.message import SNS_MAX_MESSAGE_BYTES
-from airflow_provider_mwaaops.notifications.sns import SnsNotifier
+from airflow_provider_mwaaops.notifications.sns import SnsRunStatusNotifier
 
 from .conftest import Received, SnsInbox
 
@@ -27,7 +27,7 @@ ENVIRONMENT = "h1-test-env"
 
 
 def callbacks_dag() -> DAG:
-    notifier = SnsNotifier(
+    notifier = SnsRunStatusNotifier(
         target_arn="{{ var.value.target_sns_arn }}",
         message_attributes={"team": "data-platform", "run": "{{ run_id }}"},
     )

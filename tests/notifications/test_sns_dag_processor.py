@@ -1,4 +1,4 @@
-"""DAG-level SnsNotifier on the path production Airflow 3 takes: the dag processor.
+"""DAG-level SnsRunStatusNotifier on the path production Airflow 3 takes: the dag processor.
 
 On Airflow 3 a DAG's on_success/on_failure callbacks do not run where the run finished: the
 scheduler turns them into a ``DagCallbackRequest`` and a dag-processor child process (the Task
@@ -6,7 +6,7 @@ SDK's ``DagFileProcessorProcess``) parses the DAG file and calls them, with a co
 from the request (``_execute_dag_callbacks``) and Variables fetched over the supervisor channel.
 
 ``dag.test()`` instead calls them in-process with the *serialized* DAG in the context, where
-Airflow's own ``BaseNotifier`` cannot render templates (apache/airflow#64649; SnsNotifier works
+Airflow's own ``BaseNotifier`` cannot render templates (apache/airflow#64649; SnsRunStatusNotifier works
 around it, see test_sns_callbacks). So this test finishes a real run with ``dag.test()``, asks
 the finished DagRun for the callback request exactly as the scheduler does
 (``DagRun.produce_dag_callback(execute=False)``), and hands it to a real ``DagFileProcessorProcess``
@@ -29,17 +29,17 @@ pytestmark = pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="Airflow 2.11 run
 
 DAG_FILE = textwrap.dedent(
     '''
-    """DAG whose own on_failure_callback is an SnsNotifier with a templated topic ARN."""
+    """DAG whose own on_failure_callback is an SnsRunStatusNotifier with a templated topic ARN."""
     import datetime
 
     from airflow_provider_mwaaops.compat import DAG, task
-    from airflow_provider_mwaaops.notifications.sns import SnsNotifier
+    from airflow_provider_mwaaops.notifications.sns import SnsRunStatusNotifier
 
     with DAG(
         "notifier_dag_processor",
         schedule=None,
         start_date=datetime.datetime(2026, 1, 1),
-        on_failure_callback=SnsNotifier(
+        on_failure_callback=SnsRunStatusNotifier(
             target_arn="{{ var.value.target_sns_arn }}",
             message="Run {{ run_id }} failed at {{ ti.task_id }}",
         ),
@@ -109,8 +109,7 @@ def test_dag_failure_callback_in_the_dag_processor(mwaaops_airflow, aws_emulator
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    from airflow_provider_mwaaops.compat import load_dags
-    from airflow_provider_mwaaops.testing.dag_runner import run_dag
+    from airflow_provider_mwaaops.testing.dag_runner import load_dags, run_dag
 
     inbox = sns_inbox("dag-processor")
     monkeypatch.setenv("AIRFLOW_VAR_TARGET_SNS_ARN", inbox.topic_arn)

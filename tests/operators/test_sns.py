@@ -51,11 +51,14 @@ def result_dag(dag_id: str, rows: list, **operator_kwargs) -> DAG:
 def test_publishes_the_upstream_result_with_templated_topic(dag_runner, topic_with_queue, monkeypatch):
     topic_arn, received = topic_with_queue("results")
     monkeypatch.setenv("AIRFLOW_VAR_TARGET_SNS_ARN", topic_arn)
+    monkeypatch.setenv("AIRFLOW_VAR_SNS_REGION", "us-east-1")
     rows = [{"region": "EU", "orders": 3}, {"region": "US", "orders": 5}]
     dag = result_dag(
         "sns_result",
         rows,
         target_arn="{{ var.value.target_sns_arn }}",
+        aws_conn_id="{{ 'aws_default' }}",  # connection and region are templated too
+        region_name="{{ var.value.sns_region }}",
         message="Orders per region for {{ ds }}",
         message_attributes={"report": "orders"},
     )

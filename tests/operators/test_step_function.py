@@ -229,7 +229,7 @@ def _entered(events: list[dict], state: str) -> int:
 
 
 def _xcom(result, key: str):
-    from airflow_provider_mwaaops.compat import task_return_values
+    from airflow_provider_mwaaops.testing.dag_runner import task_return_values
 
     return task_return_values(result.dag_id, result.run_id, key=key)["run_machine"]
 

@@ -27,7 +27,6 @@ from typing import Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 import sqlalchemy as sa
-from packaging.version import Version
 from sqlalchemy.engine import Connection
 
 from airflow_provider_mwaaops.metadata.manifest import (
@@ -263,15 +262,14 @@ def check_target(
     options: RestoreOptions,
     report: RestoreReport,
 ) -> None:
-    from airflow_provider_mwaaops.compat import AIRFLOW_VERSION
+    from airflow_provider_mwaaops.compat import INSTALLED_AIRFLOW_VERSION, can_restore_export_from
 
     for manifest in manifests:
-        exported = Version(Version(manifest.airflow_version).base_version)
-        if exported.major != AIRFLOW_VERSION.major or exported > AIRFLOW_VERSION:
+        if not can_restore_export_from(manifest.airflow_version):
             raise RestoreError(
                 f"export {manifest.export_id} comes from Airflow {manifest.airflow_version}, newer than or "
-                f"another line than this Airflow {AIRFLOW_VERSION}: restore it with the same Airflow "
-                "version, then run `airflow db migrate` to upgrade"
+                f"another line than this Airflow {INSTALLED_AIRFLOW_VERSION}: restore it with the same "
+                "Airflow version, then run `airflow db migrate` to upgrade"
             )
     revision = schema.alembic_revision()
     if revision is None:
@@ -281,8 +279,8 @@ def check_target(
     head = installed_head_revision() if options.check_revision else None
     if head is not None and revision != head:
         raise RestoreError(
-            f"the target database is at migration {revision}, this Airflow {AIRFLOW_VERSION} expects {head}: "
-            "run `airflow db migrate` on it with this Airflow version first"
+            f"the target database is at migration {revision}, this Airflow {INSTALLED_AIRFLOW_VERSION} "
+            f"expects {head}: run `airflow db migrate` on it with this Airflow version first"
         )
     for name in tables:
         columns = sorted({c for m in manifests if name in m.tables for c in m.tables[name].columns})

@@ -400,9 +400,9 @@ class RestSource(MetadataSource):
         watermark_lag: timedelta = timedelta(0),
         max_path_length: int | None = None,
     ) -> None:
-        from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
+        from airflow_provider_mwaaops.compat import TASKS_MAY_USE_METADATA_DB
 
-        if not AIRFLOW_V_3_0_PLUS:
+        if TASKS_MAY_USE_METADATA_DB:
             raise RestSourceUnavailable(
                 "The REST metadata source reads Airflow 3's public API v2 and is not available on "
                 "Airflow 2; on Airflow 2.11 tasks may read the metadata database: use DatabaseSource"
