@@ -40,10 +40,10 @@ if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
         Variable,
         task,
     )
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
 else:  # Airflow 2.11
     from airflow.decorators import task  # type: ignore[no-redef]
-    from airflow.exceptions import AirflowException  # type: ignore[assignment]
+    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[assignment]
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
     from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
     from airflow.models.baseoperatorlink import BaseOperatorLink  # type: ignore[no-redef]
@@ -60,6 +60,7 @@ __all__ = [
     "AIRFLOW_V_3_3_PLUS",
     "DAG",
     "AirflowException",
+    "AirflowFailException",
     "AirflowPlugin",
     "BaseHook",
     "BaseNotifier",

@@ -150,7 +150,7 @@ def answer_task_token(
     task_token: str | None,
     *,
     outcome: Outcome = "auto",
-    output: Mapping[str, Any] | None = None,
+    summary: Mapping[str, Any] | None = None,
     error: str = "AirflowDagRunFailed",
     cause: str | None = None,
     aws_conn_id: str | None = "aws_default",
@@ -184,7 +184,7 @@ def answer_task_token(
     reporter = TaskTokenReporter(task_token, aws_conn_id=aws_conn_id, region_name=region_name, client=client)
     try:
         if verdict == "success":
-            reporter.succeed(run_summary(context, output))
+            reporter.succeed(run_summary(context, summary))
         else:
             reporter.fail(error, cause or failure_cause(context))
     except TaskTokenError as exc:
@@ -224,7 +224,7 @@ class TaskTokenNotifier(BaseNotifier):
     :param conf_key: the run-conf key holding the token.
     :param outcome: ``"auto"`` (failure when the callback is about a failed task or run),
         ``"success"`` or ``"failure"``.
-    :param output: added to the run summary that SendTaskSuccess carries (JSON values).
+    :param summary: added to the run summary that SendTaskSuccess carries (JSON values).
     :param error: SendTaskFailure's error name (a Catch in the state machine can match it).
     :param aws_conn_id: Airflow AWS connection.
     :param region_name: AWS region (the token's Region; default: the connection's).
@@ -241,7 +241,7 @@ class TaskTokenNotifier(BaseNotifier):
         task_token: str | None = None,
         conf_key: str = "task_token",
         outcome: Outcome = "auto",
-        output: Mapping[str, Any] | None = None,
+        summary: Mapping[str, Any] | None = None,
         error: str = "AirflowDagRunFailed",
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
@@ -252,7 +252,7 @@ class TaskTokenNotifier(BaseNotifier):
         self.task_token = task_token
         self.conf_key = conf_key
         self.outcome: Outcome = outcome
-        self.output = dict(output or {})
+        self.summary = dict(summary or {})
         self.error = error
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
@@ -262,7 +262,7 @@ class TaskTokenNotifier(BaseNotifier):
             context,
             self.task_token or token_from_conf(context, self.conf_key),
             outcome=self.outcome,
-            output=self.output,
+            summary=self.summary,
             error=self.error,
             aws_conn_id=self.aws_conn_id,
             region_name=self.region_name,

@@ -45,7 +45,7 @@ def test_success_reaches_the_waiting_execution_once(dag_runner: Any, aws_emulato
     from airflow_provider_mwaaops.testing.task_tokens import start_waiting_execution
 
     waiting = start_waiting_execution(aws_emulator, "notifier-success")
-    notifier = TaskTokenNotifier(output={"restored_tables": 3})
+    notifier = TaskTokenNotifier(summary={"restored_tables": 3})
     result = dag_runner(_dag("task_token_success", notifier), conf={"task_token": waiting.task_token})
     assert result.succeeded, result
 
