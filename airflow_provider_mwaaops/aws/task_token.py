@@ -24,8 +24,8 @@ MAX_CAUSE_LENGTH = 32768
 MAX_OUTPUT_BYTES = 256 * 1024
 
 
-#: SendTaskSuccess/SendTaskFailure errors that mean "nobody waits for this token any more": the
-#: task timed out (TimeoutSeconds/HeartbeatSeconds) or was answered, or its execution ended.
+#: SendTaskSuccess/SendTaskFailure errors meaning that nobody waits for this token any more (the
+#: task timed out after TimeoutSeconds/HeartbeatSeconds or was answered, or its execution ended).
 GONE_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist"})
 #: The token is not one Step Functions issued (mistyped, cut, from another Region or account).
 INVALID_CODES = frozenset({"InvalidToken"})
@@ -34,8 +34,8 @@ INVALID_CODES = frozenset({"InvalidToken"})
 class TaskTokenError(Exception):
     """The answer could not be delivered (token expired, unknown, or an AWS error).
 
-    ``code`` is the AWS error code; :attr:`gone` and :attr:`invalid` say whether sending again
-    could ever help (it cannot for either).
+    ``code`` is the AWS error code; ``gone`` (expired, answered or ended) and ``invalid`` (not a
+    token Step Functions issued) say that sending again cannot help.
     """
 
     def __init__(self, message: str, code: str | None = None) -> None:

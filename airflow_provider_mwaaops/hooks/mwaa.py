@@ -54,7 +54,7 @@ __all__ = [
 
 SNAPSHOT_FORMAT = "mwaaops-mwaa-environment-snapshot"
 SNAPSHOT_FORMAT_VERSION = 1
-#: Tag put on environments created from a snapshot: its checksum, so a retry recognises its own.
+#: Tag put on environments created from a snapshot, holding its checksum so a retry recognises its own.
 SNAPSHOT_TAG = "mwaaops:snapshot-sha256"
 
 #: Statuses of ``API_Environment.html``: where a create or update ends.

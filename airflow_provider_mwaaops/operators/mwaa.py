@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MwaaCreateEnvironmentFromSnapshotOperator",
+    "MwaaEnvironmentBaseOperator",
     "MwaaEnvironmentSnapshotOperator",
     "MwaaUpdateEnvironmentOperator",
     "load_snapshot",
@@ -79,7 +80,10 @@ def load_snapshot(s3_client: Any, uri: str) -> tuple[EnvironmentSnapshot, str]:
     return EnvironmentSnapshot.from_json(body, where=where), where
 
 
-class _MwaaOperator(AwsBaseOperator):
+class MwaaEnvironmentBaseOperator(AwsBaseOperator):
+    """What the MWAA environment operators share: the hook, and the wait until AVAILABLE whose
+    event ``execute_complete`` turns into the result or a failure naming the service's reason."""
+
     aws_hook_class = MwaaEnvironmentHook
     aws_service_label = "MWAA"
     ui_color = "#ffe0b3"
@@ -111,7 +115,7 @@ class _MwaaOperator(AwsBaseOperator):
         }
 
 
-class MwaaEnvironmentSnapshotOperator(_MwaaOperator):
+class MwaaEnvironmentSnapshotOperator(MwaaEnvironmentBaseOperator):
     """Store an environment's GetEnvironment answer in S3 as a replayable snapshot.
 
     :param environment_name: the environment to snapshot. (templated)
@@ -172,7 +176,7 @@ class MwaaEnvironmentSnapshotOperator(_MwaaOperator):
         }
 
 
-class MwaaCreateEnvironmentFromSnapshotOperator(_MwaaOperator):
+class MwaaCreateEnvironmentFromSnapshotOperator(MwaaEnvironmentBaseOperator):
     """Recreate an environment from a snapshot, then wait until it is AVAILABLE.
 
     :param snapshot: S3 URI of a snapshot, or of a folder (ending in ``/``) whose newest snapshot
@@ -324,7 +328,7 @@ class MwaaCreateEnvironmentFromSnapshotOperator(_MwaaOperator):
         self.log.info("CreateEnvironment %s accepted: %s", name, arn)
 
 
-class MwaaUpdateEnvironmentOperator(_MwaaOperator):
+class MwaaUpdateEnvironmentOperator(MwaaEnvironmentBaseOperator):
     """Update an environment (or wait for an update in progress) until AVAILABLE again.
 
     :param environment_name: the environment. (templated)

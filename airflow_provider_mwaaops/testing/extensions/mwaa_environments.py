@@ -48,7 +48,7 @@ environment of this account and region, else ResourceNotFoundException; 1-50 tag
 ListEnvironments (``API_ListEnvironments.html``): MaxResults 1-25, NextToken paging.
 
 SchedulerHeartbeat (https://docs.aws.amazon.com/mwaa/latest/userguide/access-metrics-cw-202.html):
-while an environment is AVAILABLE its scheduler heartbeats every :data:`HEARTBEAT_INTERVAL_S`
+while an environment is AVAILABLE its scheduler heartbeats every ``HEARTBEAT_INTERVAL_S``
 seconds into moto's CloudWatch (namespace ``AmazonMWAA``, metric ``SchedulerHeartbeat``,
 dimensions ``Environment`` = name and ``Function`` = ``Scheduler``, unit Count). The datapoints are
 derived from the environment's history when CloudWatch is read (moto's ``CloudWatchMetricProvider``
