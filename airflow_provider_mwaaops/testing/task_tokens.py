@@ -74,4 +74,24 @@ def start_waiting_execution(
     return WaitingExecution(execution_arn, str(body["task_token"]))
 
 
-__all__ = ["WaitingExecution", "receive_task_token", "start_waiting_execution", "waiting_state_machine"]
+def forget_answers() -> int:
+    """Delete the once-per-run records of task-token answers (``mwaaops_task_token_*`` Variables)
+    from this process's metadata database, so that tests sharing it start clean; returns how many."""
+    from airflow.models.variable import Variable
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return int(
+            session.query(Variable)
+            .filter(Variable.key.like("mwaaops_task_token_%"))
+            .delete(synchronize_session=False)
+        )
+
+
+__all__ = [
+    "WaitingExecution",
+    "forget_answers",
+    "receive_task_token",
+    "start_waiting_execution",
+    "waiting_state_machine",
+]

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _forget_answers(mwaaops_airflow: Any) -> Iterator[None]:
+    """The answers' records are Variables in the session's shared metadata DB: remove ours."""
+    from airflow_provider_mwaaops.testing.task_tokens import forget_answers
+
+    yield
+    forget_answers()
 
 
 def _events(aws_emulator: Any, execution_arn: str, kind: str) -> list[dict[str, Any]]:

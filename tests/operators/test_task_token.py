@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def _forget_answers(mwaaops_airflow: Any) -> Iterator[None]:
+    """The answers' records are Variables in the session's shared metadata DB: remove ours."""
+    from airflow_provider_mwaaops.testing.task_tokens import forget_answers
+
+    yield
+    forget_answers()
 
 
 def _dag(dag_id: str, fail: bool) -> Any:
