@@ -11,12 +11,7 @@ from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow_provider_mwaaops.hooks.mwaa import validate_environment_name
 from airflow_provider_mwaaops.operators.base import aws_template_fields
 from airflow_provider_mwaaops.sensors.base import AwsBaseSensor
-from airflow_provider_mwaaops.triggers.mwaa import (
-    HEALTHY,
-    UNHEALTHY,
-    MwaaSchedulerHeartbeatTrigger,
-    validate_heartbeat_window,
-)
+from airflow_provider_mwaaops.triggers.mwaa import MwaaSchedulerHeartbeatTrigger, validate_heartbeat_check
 
 if TYPE_CHECKING:
     from airflow_provider_mwaaops.compat import Context
@@ -69,12 +64,8 @@ class MwaaSchedulerHealthSensor(AwsBaseSensor):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if wait_for not in (HEALTHY, UNHEALTHY):
-            raise ValueError(f"wait_for must be 'healthy' or 'unhealthy', got {wait_for!r}")
-        if on_no_data not in ("wait", "fail"):
-            raise ValueError(f"on_no_data must be 'wait' or 'fail', got {on_no_data!r}")
         self.window_seconds = window.total_seconds() if isinstance(window, timedelta) else float(window)
-        validate_heartbeat_window(self.window_seconds, period, threshold)
+        validate_heartbeat_check(wait_for, on_no_data, self.window_seconds, period, threshold)
         self.environment_name = environment_name
         self.wait_for: Literal["healthy", "unhealthy"] = wait_for
         self.period = period

@@ -21,7 +21,7 @@ __all__ = [
     "MwaaEnvironmentStatusTrigger",
     "MwaaSchedulerHeartbeatTrigger",
     "assess_heartbeats",
-    "validate_heartbeat_window",
+    "validate_heartbeat_check",
 ]
 
 Operation = Literal["create", "update"]
@@ -97,8 +97,14 @@ NO_DATA = "no_data"
 _HIGH_RESOLUTION_PERIODS = frozenset({1, 5, 10, 30})
 
 
-def validate_heartbeat_window(window_seconds: float, period_seconds: int, threshold: float) -> None:
-    """Refuse a window CloudWatch cannot answer meaningfully, before any call."""
+def validate_heartbeat_check(
+    wait_for: str, on_no_data: str, window_seconds: float, period_seconds: int, threshold: float
+) -> None:
+    """Refuse what a health check cannot mean (a window CloudWatch cannot answer), before any call."""
+    if wait_for not in (HEALTHY, UNHEALTHY):
+        raise ValueError(f"wait_for must be 'healthy' or 'unhealthy', got {wait_for!r}")
+    if on_no_data not in ("wait", "fail"):
+        raise ValueError(f"on_no_data must be 'wait' or 'fail', got {on_no_data!r}")
     if isinstance(period_seconds, bool) or not isinstance(period_seconds, int) or period_seconds <= 0:
         raise ValueError(f"period must be a positive number of seconds, got {period_seconds!r}")
     if period_seconds not in _HIGH_RESOLUTION_PERIODS and period_seconds % 60:
@@ -161,11 +167,7 @@ class MwaaSchedulerHeartbeatTrigger(AwsPollingTrigger):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if wait_for not in (HEALTHY, UNHEALTHY):
-            raise ValueError(f"wait_for must be 'healthy' or 'unhealthy', got {wait_for!r}")
-        if on_no_data not in ("wait", "fail"):
-            raise ValueError(f"on_no_data must be 'wait' or 'fail', got {on_no_data!r}")
-        validate_heartbeat_window(window_seconds, period_seconds, threshold)
+        validate_heartbeat_check(wait_for, on_no_data, window_seconds, period_seconds, threshold)
         self.environment_name = environment_name
         self.wait_for = wait_for
         self.window_seconds = float(window_seconds)

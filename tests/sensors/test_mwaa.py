@@ -157,3 +157,18 @@ def test_sensor_in_a_dag(dag_runner: Any, environment: str) -> None:
     result = dag_runner(dag)
     assert result.succeeded, result
     assert task_return_values(dag.dag_id, result.run_id)["primary_down"]["outcome"] == "unhealthy"
+
+
+def test_poke_mode_judges_alike(environment: str) -> None:
+    """Without deferring, each poke runs the trigger's check once."""
+    from airflow_provider_mwaaops.sensors.mwaa import MwaaSchedulerHealthSensor
+
+    def sensor(wait_for: str) -> Any:
+        return MwaaSchedulerHealthSensor(
+            task_id=f"poke_{wait_for}", environment_name=environment, wait_for=wait_for, deferrable=False
+        )
+
+    assert sensor("unhealthy").poke({}) is False
+    done = sensor("healthy").poke({})
+    assert done.is_done
+    assert done.xcom_value["outcome"] == "healthy"
