@@ -258,9 +258,16 @@ class TaskTokenNotifier(BaseNotifier):
         self.region_name = region_name
 
     def notify(self, context: Any) -> None:
+        token = self.task_token or token_from_conf(context, self.conf_key)
+        if token is None and context.get("dag_run") is None:
+            log.warning(
+                "This callback's context has no DAG run, so its conf (and %r) cannot be read; "
+                "give the notifier task_token= to answer from such callbacks",
+                self.conf_key,
+            )
         answer_task_token(
             context,
-            self.task_token or token_from_conf(context, self.conf_key),
+            token,
             outcome=self.outcome,
             summary=self.summary,
             error=self.error,
