@@ -84,6 +84,7 @@ _EXTERNAL = (
     r"Path",
     # metadata export: SQLAlchemy engines, argparse parsers in signatures
     r"(sqlalchemy|sa|argparse)(\..*)?",
+    r"cryptography(\..*)?",  # Fernet keys of the metadata secrets
 )
 nitpick_ignore_regex = [(r"py:.*", pattern) for pattern in _EXTERNAL]
 

@@ -51,7 +51,7 @@ with DAG(
 
     location = backup_location()
 
-    backup = MetadataExportOperator(task_id="backup", destination=location, mode="full")
+    backup = MetadataExportOperator(task_id="backup", export_uri=location, mode="full")
 
     @task
     def fresh_metadata_db() -> str:
@@ -83,7 +83,7 @@ with DAG(
 
     restore = MetadataRestoreOperator(
         task_id="restore",
-        source=location,
+        export_uri=location,
         export_id="{{ ti.xcom_pull(task_ids='backup', key='export_id') }}",
         target_sql_alchemy_url=target_url,
         strict=True,

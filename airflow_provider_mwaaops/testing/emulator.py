@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from airflow_provider_mwaaops.testing.extensions.emr_scripts import EmrControls
-    from airflow_provider_mwaaops.testing.extensions.glue_scripts import GlueControl
+    from airflow_provider_mwaaops.testing.extensions.glue_control import GlueControl
 
 #: Step Functions executions really run their definitions (Task, Parallel, Map, Fail states)
 #: instead of jumping straight to SUCCEEDED.
@@ -196,7 +196,7 @@ class AwsEmulator:
         ``aws_emulator.glue.script_next_runs("etl", {"outcome": "FAILED", "error_message": "x"})``;
         see "Glue job runs and workflows" in docs/testing.rst. ``reset()`` drops every script.
         """
-        from airflow_provider_mwaaops.testing.extensions.glue_scripts import GlueControl
+        from airflow_provider_mwaaops.testing.extensions.glue_control import GlueControl
 
         return GlueControl(region_name=self.region_name)
 

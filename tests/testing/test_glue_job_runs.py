@@ -13,11 +13,11 @@ import botocore.config
 import pytest
 from botocore.exceptions import ClientError, ParamValidationError
 
+from airflow_provider_mwaaops.testing.extensions.glue_control import GlueControl
 from airflow_provider_mwaaops.testing.extensions.glue_job_runs import RunLife
 from airflow_provider_mwaaops.testing.extensions.glue_scripts import (
     DEFAULT_FAILURE_MESSAGE,
     SCRIPT_ARGUMENT,
-    GlueControl,
     JobRunScript,
     ScriptError,
 )

@@ -28,40 +28,27 @@ needed; a run's streams exist from its first read after it started.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
-from moto.glue.models import FakeJob
 from moto.logs.models import LogsBackend
 
 from airflow_provider_mwaaops.testing.extensions._patching import wrap_method
 from airflow_provider_mwaaops.testing.extensions.glue_job_runs import (
     GLUE_LOCK,
     RunLife,
-    command_name,
     life_of,
+    log_group_name,
     settle,
 )
 
-DEFAULT_LOG_GROUP = "/aws-glue/jobs"
-PYTHON_SHELL_LOG_GROUP = "/aws-glue/python-jobs"
 CONTINUOUS_LOG_GROUP = "/aws-glue/jobs/logs-v2"
 #: Generated lines (line_template) are written at this rate when the script names none.
 DEFAULT_TEMPLATE_RATE = 1.0
 #: Listed lines of a run that runs until stopped, when the script names no rate.
 DEFAULT_OPEN_ENDED_RATE = 2.0
 _PATCH = "mwaaops.glue.logs"
-
-
-def log_group_name(job: FakeJob | None, arguments: Mapping[str, str]) -> str:
-    """The run's LogGroupName: the prefix of its output and error groups."""
-    prefix = arguments.get("--custom-logGroup-prefix")
-    if prefix:
-        return prefix.rstrip("/")
-    if job is not None and command_name(job) == "pythonshell":
-        return PYTHON_SHELL_LOG_GROUP
-    return DEFAULT_LOG_GROUP
 
 
 def destinations(life: RunLife, run_id: str) -> dict[str, list[tuple[str, str]]]:

@@ -53,6 +53,10 @@ from moto.moto_api._internal.managed_state_model import ManagedState
 
 from airflow_provider_mwaaops.testing.extensions.glue_scripts import JobRunScript
 
+DEFAULT_LOG_GROUP = "/aws-glue/jobs"
+PYTHON_SHELL_LOG_GROUP = "/aws-glue/python-jobs"
+
+
 #: One lock for every emulated Glue object: moto's server answers requests on several threads.
 GLUE_LOCK = threading.RLock()
 #: States in which a run holds one of its job's MaxConcurrentRuns slots.
@@ -439,10 +443,18 @@ def dpus(job: FakeJob | None, run: FakeJobRun) -> float:
     return SPARK_DEFAULT_DPUS
 
 
+def log_group_name(job: FakeJob | None, arguments: Mapping[str, str]) -> str:
+    """The run's LogGroupName: the prefix of its output and error groups."""
+    prefix = arguments.get("--custom-logGroup-prefix")
+    if prefix:
+        return prefix.rstrip("/")
+    if job is not None and command_name(job) == "pythonshell":
+        return PYTHON_SHELL_LOG_GROUP
+    return DEFAULT_LOG_GROUP
+
+
 def run_fields(run: FakeJobRun, now: datetime) -> dict[str, Any]:
     """The JobRun structure of an emulated run at ``now``."""
-    from airflow_provider_mwaaops.testing.extensions.glue_job_logs import log_group_name
-
     life = life_of(run)
     assert life is not None
     job = life.job
