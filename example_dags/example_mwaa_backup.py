@@ -34,7 +34,7 @@ with DAG(
 
     export = MetadataExportOperator(
         task_id="export_metadata",
-        destination=f"s3://{DR_BUCKET}/airflow-metadata",
+        export_uri=f"s3://{DR_BUCKET}/airflow-metadata",
         mode="incremental",
     )
 

@@ -93,7 +93,7 @@ with DAG(
 
     restore = MetadataRestoreOperator(
         task_id="restore",
-        source="{{ params.backups }}",
+        export_uri="{{ params.backups }}",
         target_sql_alchemy_url="{{ params.target_sql_alchemy_url }}",
         strict=True,
     )
