@@ -456,6 +456,21 @@ def _beats_between(start: datetime, end: datetime, origin: datetime) -> int:
     return max(0, after_last - first)
 
 
+_backends: Any = None
+
+
+def register_backends(backends: Any) -> None:
+    """The MWAA service's ``BackendDict`` (made by ``mwaa_rest_api``, which builds on this module)."""
+    global _backends
+    _backends = backends
+
+
+def registered_backends() -> Any:
+    if _backends is None:
+        raise RuntimeError("the emulated MWAA service is not installed (testing.extensions.install_all)")
+    return _backends
+
+
 # -- the backend's environment operations ----------------------------------------------------------------
 class MwaaEnvironmentBackend(CloudWatchMetricProvider):
     """Environment management of one account and region (mixed into the MWAA backend)."""
@@ -604,8 +619,7 @@ class MwaaEnvironmentBackend(CloudWatchMetricProvider):
     # -- CloudWatch ------------------------------------------------------------------------------------
     @staticmethod
     def get_cloudwatch_metrics(account_id: str, region: str) -> list[Any]:
-        from airflow_provider_mwaaops.testing.extensions.mwaa_rest_api import mwaa_backends
-
+        mwaa_backends = registered_backends()
         # dict.get: a CloudWatch read must not create an MWAA backend for every region it touches.
         account = dict.get(mwaa_backends, account_id)
         backend: Any = dict.get(account, region) if account is not None else None
@@ -710,9 +724,7 @@ class MwaaEnvironmentResponses:
 def _backend(account_id: str | None, region_name: str) -> Any:
     from moto.core import DEFAULT_ACCOUNT_ID
 
-    from airflow_provider_mwaaops.testing.extensions.mwaa_rest_api import mwaa_backends
-
-    return mwaa_backends[account_id or DEFAULT_ACCOUNT_ID][region_name]
+    return registered_backends()[account_id or DEFAULT_ACCOUNT_ID][region_name]
 
 
 def _environment(name: str, account_id: str | None, region_name: str) -> MwaaEnvironment:

@@ -173,6 +173,7 @@ class MwaaBackend(MwaaEnvironmentBackend, BaseBackend):
 
 
 mwaa_backends = BackendDict(MwaaBackend, "mwaa")
+mwaa_environments.register_backends(mwaa_backends)
 
 
 def attach_api_server(
