@@ -42,10 +42,10 @@ if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
         Variable,
         task,
     )
-    from airflow.sdk.exceptions import AirflowException
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
 else:  # Airflow 2.11
     from airflow.decorators import task  # type: ignore[no-redef]
-    from airflow.exceptions import AirflowException  # type: ignore[assignment]
+    from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[assignment]
     from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
     from airflow.models.baseoperator import BaseOperator  # type: ignore[no-redef]
     from airflow.models.baseoperatorlink import BaseOperatorLink  # type: ignore[no-redef]
@@ -74,6 +74,7 @@ __all__ = [
     "TASK_STATE_STORE",
     "UI_BASE_URL_SECTION",
     "AirflowException",
+    "AirflowFailException",
     "AirflowPlugin",
     "Asset",
     "BaseHook",
@@ -88,6 +89,7 @@ __all__ = [
     "conf",
     "dag_bag",
     "hookimpl",
+    "run_task_states",
     "run_xcom_values",
     "secrets_maskers",
     "sync_dag_to_db",
@@ -97,6 +99,8 @@ __all__ = [
     "template_accessor_classes",
     "trigger_xcom_get",
     "trigger_xcom_set",
+    "variable_get",
+    "variable_set",
 ]
 
 # -- What the installed line can do. Code elsewhere branches on these names, never on a version. --
@@ -341,3 +345,62 @@ def _supervisor_speaks_async() -> bool:
     from airflow.sdk.execution_time import task_runner
 
     return hasattr(getattr(task_runner, "SUPERVISOR_COMMS", None), "asend")
+
+
+# -- task-token callbacks (notifications/task_token.py) -----------------------------------------------
+def run_task_states(context: Any) -> dict[str, str] | None:
+    """``{task_id: state}`` of the callback's or task's own DAG run; None where it cannot be read.
+
+    Airflow 3 tasks ask the API server (``RuntimeTaskInstance.get_task_states``, 3.1+); Airflow 2
+    reads the run's task instances. A DAG-level callback on Airflow 3 without a task context has
+    neither.
+    """
+    dag_run = context.get("dag_run")
+    if dag_run is None:
+        return None
+    try:
+        if AIRFLOW_V_3_0_PLUS:
+            ti = context.get("ti")
+            get_task_states = getattr(ti, "get_task_states", None)
+            if get_task_states is None:
+                return None
+            states = get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id])
+            by_task = states.get(dag_run.run_id, {})
+        else:
+            by_task = {
+                ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]": ti.state
+                for ti in dag_run.get_task_instances()
+            }
+    except Exception:  # a summary is a courtesy: never fail the answer for it
+        return None
+    return {task: str(getattr(state, "value", state)) for task, state in sorted(by_task.items())}
+
+
+def _orm_allowed() -> bool:
+    """Whether this process talks to the metadata DB itself rather than through a supervisor:
+    always on Airflow 2; on Airflow 3 in scheduler-side processes (``dag.test()``'s DAG callbacks),
+    but not in tasks or the DAG processor, which have Task SDK comms."""
+    if not AIRFLOW_V_3_0_PLUS:
+        return True
+    from airflow.sdk.execution_time import task_runner
+
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is None
+
+
+def variable_get(key: str) -> str | None:
+    """A Variable's value or None, from a task, a callback in the DAG processor, or the scheduler."""
+    if _orm_allowed():
+        from airflow.models.variable import Variable as OrmVariable
+
+        return OrmVariable.get(key, default_var=None)  # type: ignore[no-any-return]
+    return Variable.get(key, None)  # type: ignore[no-any-return]
+
+
+def variable_set(key: str, value: str, description: str | None = None) -> None:
+    """Set a Variable from wherever :func:`variable_get` can read one."""
+    if _orm_allowed():
+        from airflow.models.variable import Variable as OrmVariable
+
+        OrmVariable.set(key, value, description=description)
+        return
+    Variable.set(key, value, description=description)

@@ -45,6 +45,11 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://docs.aws.amazon.com/mwaa/latest/API/API_InvokeRestApi.html",
                 "tags": ["aws"],
             },
+            {
+                "integration-name": "Amazon MWAA (disaster recovery)",
+                "external-doc-url": "https://docs.aws.amazon.com/mwaa/latest/API/API_Environment.html",
+                "tags": ["aws"],
+            },
         ],
         "operators": [
             {
@@ -63,11 +68,28 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_mwaaops.operators.metadata_analysis",
                 ],
             },
+            {
+                "integration-name": "Amazon MWAA (disaster recovery)",
+                "python-modules": [
+                    "airflow_provider_mwaaops.operators.mwaa",
+                    "airflow_provider_mwaaops.operators.task_token",
+                ],
+            },
+        ],
+        "sensors": [
+            {
+                "integration-name": "Amazon MWAA (disaster recovery)",
+                "python-modules": ["airflow_provider_mwaaops.sensors.mwaa"],
+            },
         ],
         "hooks": [
             {
                 "integration-name": "AWS Step Functions (redriving)",
                 "python-modules": ["airflow_provider_mwaaops.hooks.step_function"],
+            },
+            {
+                "integration-name": "Amazon MWAA (disaster recovery)",
+                "python-modules": ["airflow_provider_mwaaops.hooks.mwaa"],
             },
         ],
         "triggers": [
@@ -75,8 +97,15 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "AWS Step Functions (redriving)",
                 "python-modules": ["airflow_provider_mwaaops.triggers.step_function"],
             },
+            {
+                "integration-name": "Amazon MWAA (disaster recovery)",
+                "python-modules": ["airflow_provider_mwaaops.triggers.mwaa"],
+            },
         ],
-        "notifications": ["airflow_provider_mwaaops.notifications.sns.SnsRunStatusNotifier"],
+        "notifications": [
+            "airflow_provider_mwaaops.notifications.sns.SnsRunStatusNotifier",
+            "airflow_provider_mwaaops.notifications.task_token.TaskTokenNotifier",
+        ],
         "config": {"mwaaops": _config_section()},
         "extra-links": [],
         "plugins": [

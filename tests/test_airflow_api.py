@@ -171,7 +171,7 @@ def test_paginate_beyond_the_servers_page_limit(airflow_api_server: Any) -> None
 
 @pytest.fixture
 def mwaa_environment(airflow_api_server: Any, aws_emulator: Any) -> str:
-    from airflow_provider_mwaaops.testing.extensions import mwaa_rest_api
+    from airflow_provider_mwaaops.testing.extensions import mwaa_environments, mwaa_rest_api
 
     aws_emulator.client("mwaa").create_environment(
         Name="mwaaops-test",
@@ -181,6 +181,7 @@ def mwaa_environment(airflow_api_server: Any, aws_emulator: Any) -> str:
         NetworkConfiguration={"SubnetIds": ["subnet-1", "subnet-2"]},
         AirflowVersion="3.3.1",
     )
+    mwaa_environments.wait_for_status("mwaaops-test")  # CREATING -> AVAILABLE
     mwaa_rest_api.attach_api_server("mwaaops-test", airflow_api_server.url, token=airflow_api_server.token())
     return "mwaaops-test"
 

@@ -13,7 +13,7 @@ import json
 import logging
 from typing import Any
 
-from airflow_provider_mwaaops.aws.errors import describe_aws_error
+from airflow_provider_mwaaops.aws.errors import describe_aws_error, error_code
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,31 @@ MAX_CAUSE_LENGTH = 32768
 MAX_OUTPUT_BYTES = 256 * 1024
 
 
+#: SendTaskSuccess/SendTaskFailure errors meaning that nobody waits for this token any more (the
+#: task timed out after TimeoutSeconds/HeartbeatSeconds or was answered, or its execution ended).
+GONE_CODES = frozenset({"TaskTimedOut", "TaskDoesNotExist"})
+#: The token is not one Step Functions issued (mistyped, cut, from another Region or account).
+INVALID_CODES = frozenset({"InvalidToken"})
+
+
 class TaskTokenError(Exception):
-    """The answer could not be delivered (token expired, unknown, or an AWS error)."""
+    """The answer could not be delivered (token expired, unknown, or an AWS error).
+
+    ``code`` is the AWS error code; ``gone`` (expired, answered or ended) and ``invalid`` (not a
+    token Step Functions issued) say that sending again cannot help.
+    """
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+    @property
+    def gone(self) -> bool:
+        return self.code in GONE_CODES
+
+    @property
+    def invalid(self) -> bool:
+        return self.code in INVALID_CODES
 
 
 class TaskTokenReporter:
@@ -87,6 +110,6 @@ class TaskTokenReporter:
             call()
         except Exception as exc:
             raise TaskTokenError(
-                f"could not send task {verb} to Step Functions: {describe_aws_error(exc)}"
+                f"could not send task {verb} to Step Functions: {describe_aws_error(exc)}", error_code(exc)
             ) from exc
         log.info("Sent task %s to the waiting Step Functions task", verb)

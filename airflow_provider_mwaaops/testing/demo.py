@@ -44,6 +44,7 @@ def run_folder(dags_folder: Path, only: list[str] | None = None, report_html: Pa
     from airflow_provider_mwaaops import compat
     from airflow_provider_mwaaops.testing.asset_events import prepare_example
     from airflow_provider_mwaaops.testing.dag_runner import load_dags, run_dag, task_return_values
+    from airflow_provider_mwaaops.testing.mwaa_recovery import prepare_mwaa_example
     from airflow_provider_mwaaops.testing.snowflake import fake_snowflake
 
     dags, import_errors = load_dags(str(dags_folder))
@@ -63,7 +64,8 @@ def run_folder(dags_folder: Path, only: list[str] | None = None, report_html: Pa
             # Snowflake DAGs run on fakesnow (a fresh in-memory database per DAG).
             with emulator.activated(), fake_snowflake():
                 prepare_example(dags[dag_id], emulator)  # the asset-events consumer needs an event
-                result = run_dag(dags[dag_id])
+                conf = prepare_mwaa_example(dags[dag_id], emulator)  # a primary, a disaster, a workflow
+                result = run_dag(dags[dag_id], conf=conf)
                 returned = task_return_values(dag_id, result.run_id)
             results.append((dags[dag_id], result, returned))
             failures += 0 if result.succeeded else 1

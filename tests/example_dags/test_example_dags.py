@@ -18,15 +18,19 @@ def test_there_are_examples():
 def test_example_dag_succeeds(path, dag_runner, aws_emulator):
     from airflow_provider_mwaaops.testing.asset_events import prepare_example
     from airflow_provider_mwaaops.testing.dag_runner import load_dags
+    from airflow_provider_mwaaops.testing.mwaa_recovery import prepare_mwaa_example
     from airflow_provider_mwaaops.testing.snowflake import fake_snowflake
+    from airflow_provider_mwaaops.testing.task_tokens import forget_answers
 
     dags, errors = load_dags(str(path))
     assert not errors, errors
     assert dags, f"{path.name} defines no DAG"
     for dag in dags.values():
         prepare_example(dag, aws_emulator)  # the asset-events consumer needs its producer's event
+        conf = prepare_mwaa_example(dag, aws_emulator)  # the MWAA recovery examples need a disaster
         with fake_snowflake():  # Snowflake examples run on fakesnow
-            result = dag_runner(dag)
+            result = dag_runner(dag, conf=conf)
+        forget_answers()  # the recovery example records its answer in the shared metadata DB
         assert result.succeeded, result
         assert set(result.task_states.values()) <= {"success", "skipped"}, result.task_states
 

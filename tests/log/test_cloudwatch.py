@@ -146,7 +146,7 @@ def test_the_byte_limit_cuts_a_huge_line_and_skips_the_rest(logs):
 
 
 def test_secrets_are_masked(logs):
-    from airflow_provider_mwaaops.compat import redact
+    from airflow_provider_mwaaops.secrets_masking import redact
 
     mask_calls = []
 

@@ -10,13 +10,14 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_mwaaops.compat import DAG, task_return_values
+from airflow_provider_mwaaops.compat import DAG
 from airflow_provider_mwaaops.log.cloudwatch import (
     CHECKPOINT_XCOM_KEY,
     ForwardsCloudWatchLogs,
     LogSource,
 )
 from airflow_provider_mwaaops.operators.base import AwsBaseOperator
+from airflow_provider_mwaaops.testing.dag_runner import task_return_values
 from airflow_provider_mwaaops.testing.triggerer import triggerer_restarts
 from airflow_provider_mwaaops.triggers.base import STATUS_SUCCESS, AwsPollingTrigger
 

@@ -317,7 +317,7 @@ def test_failure_callbacks_get_the_reason_from_the_event_log(
         direct = AirflowApiClient.from_url(server.url, ADMIN_USER, server.password, attempts=1)
         # The same reads through MWAA's InvokeRestApi (emulated, forwarding to the real server).
         emulator = request.getfixturevalue("aws_emulator")
-        from airflow_provider_mwaaops.testing.extensions import mwaa_rest_api
+        from airflow_provider_mwaaops.testing.extensions import mwaa_environments, mwaa_rest_api
 
         emulator.client("mwaa").create_environment(
             Name="forwarder-env",
@@ -327,6 +327,7 @@ def test_failure_callbacks_get_the_reason_from_the_event_log(
             NetworkConfiguration={"SubnetIds": ["subnet-1", "subnet-2"]},
             AirflowVersion="3.3.1",
         )
+        mwaa_environments.wait_for_status("forwarder-env")  # CREATING -> AVAILABLE
         mwaa_rest_api.attach_api_server("forwarder-env", server.url, token=server.token())
         via_mwaa = AirflowApiClient.from_mwaa("forwarder-env", attempts=1)
         answers: dict[str, dict[int, Any]] = {}

@@ -259,7 +259,7 @@ def test_rest_export_through_mwaa_invoke_rest_api(
     """The same export through the MWAA InvokeRestApi emulator gives byte-identical files."""
     from airflow_provider_mwaaops.airflow_api import AirflowApiClient
     from airflow_provider_mwaaops.metadata.sources.rest import RestSource
-    from airflow_provider_mwaaops.testing.extensions import mwaa_rest_api
+    from airflow_provider_mwaaops.testing.extensions import mwaa_environments, mwaa_rest_api
 
     aws_emulator.client("mwaa").create_environment(
         Name="rest-src",
@@ -269,6 +269,7 @@ def test_rest_export_through_mwaa_invoke_rest_api(
         NetworkConfiguration={"SubnetIds": ["subnet-1", "subnet-2"]},
         AirflowVersion="3.3.1",
     )
+    mwaa_environments.wait_for_status("rest-src")  # CREATING -> AVAILABLE
     mwaa_rest_api.attach_api_server(
         "rest-src", small_page_api.url, username="admin", password=small_page_api.password
     )

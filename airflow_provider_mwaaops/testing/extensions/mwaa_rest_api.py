@@ -15,6 +15,10 @@ a real loopback ``airflow api-server``); a 2xx answer comes back as ``RestApiSta
 documents the limits but not the error an oversized answer gets, so the emulator reports it as a
 ``ValidationException`` naming the limit, and a slow API server as ``InternalServerException``.
 
+Environments themselves (lifecycle, validation, tags, SchedulerHeartbeat metrics) live in
+:mod:`~airflow_provider_mwaaops.testing.extensions.mwaa_environments`; this module holds the service
+registration and the REST API forwarding.
+
 boto3 sends MWAA calls to ``env.`` / ``api.`` host prefixes, which do not resolve on a loopback
 endpoint; the emulator's environment sets ``AWS_DISABLE_HOST_PREFIX_INJECTION`` for that reason.
 """
@@ -26,37 +30,31 @@ import sys
 import threading
 import types
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import requests
 from moto.backend_index import backend_url_patterns
 from moto.core.base_backend import BackendDict, BaseBackend
-from moto.core.common_models import BaseModel
 from moto.core.exceptions import ServiceException
-from moto.core.responses import ActionResult, BaseResponse, EmptyResult
+from moto.core.responses import ActionResult, BaseResponse
+
+from airflow_provider_mwaaops.testing.extensions import mwaa_environments
+from airflow_provider_mwaaops.testing.extensions.mwaa_environments import (
+    InternalServerException,
+    MwaaEnvironment,
+    MwaaEnvironmentBackend,
+    MwaaEnvironmentResponses,
+    ValidationException,
+)
 
 #: Size limit of an InvokeRestApi response (AWS: "6 MB"). Tests may lower it.
 RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
 #: How long MWAA waits for the Airflow API server, in seconds.
 CALL_TIMEOUT_S = 10.0
 _METHODS = frozenset({"GET", "PUT", "POST", "PATCH", "DELETE"})
-_DEFAULT_AIRFLOW_VERSION = "3.3.1"
 
 
 # -- errors (names and members from botocore's MWAA model) ------------------------------------
-class ResourceNotFoundException(ServiceException):
-    code = "ResourceNotFoundException"
-
-
-class ValidationException(ServiceException):
-    code = "ValidationException"
-
-
-class InternalServerException(ServiceException):
-    code = "InternalServerException"
-
-
 class _RestApiException(ServiceException):
     def __init__(self, status: int, response: Any):
         super().__init__(f"Airflow REST API answered {status}")
@@ -125,63 +123,16 @@ class ApiServer:
         )
 
 
-class MwaaEnvironment(BaseModel):
-    def __init__(self, account_id: str, region_name: str, partition: str, name: str, spec: dict[str, Any]):
-        self.name = name
-        self.arn = f"arn:{partition}:airflow:{region_name}:{account_id}:environment/{name}"
-        self.spec = spec
-        self.created_at = datetime.now(UTC)
-        self.api_server: ApiServer | None = None
-
-    @property
-    def airflow_version(self) -> str:
-        return str(self.spec.get("AirflowVersion") or _DEFAULT_AIRFLOW_VERSION)
-
-    def describe(self) -> dict[str, Any]:
-        described = {k: v for k, v in self.spec.items() if k != "Name"}
-        described.update(
-            {
-                "Name": self.name,
-                "Arn": self.arn,
-                "Status": "AVAILABLE",
-                "CreatedAt": self.created_at,
-                "AirflowVersion": self.airflow_version,
-                "EnvironmentClass": self.spec.get("EnvironmentClass") or "mw1.small",
-                "WebserverAccessMode": self.spec.get("WebserverAccessMode") or "PRIVATE_ONLY",
-            }
-        )
-        if self.api_server is not None:
-            described["WebserverUrl"] = self.api_server.url.split("://", 1)[-1]
-        return described
-
-
-class MwaaBackend(BaseBackend):
+class MwaaBackend(MwaaEnvironmentBackend, BaseBackend):
     """MWAA environments of one account and region, and the REST calls made to them."""
 
     def __init__(self, region_name: str, account_id: str):
         super().__init__(region_name, account_id)
-        self.environments: dict[str, MwaaEnvironment] = {}
+        self._init_environments()
 
     @property
     def _url_module(self) -> Any:  # moto derives "<module>.urls" from the class's module otherwise
         return sys.modules[__name__]
-
-    def create_environment(self, name: str, spec: dict[str, Any]) -> str:
-        if name in self.environments:
-            raise ValidationException(f"Environment {name} already exists")
-        environment = MwaaEnvironment(self.account_id, self.region_name, self.partition, name, spec)
-        self.environments[name] = environment
-        return environment.arn
-
-    def get_environment(self, name: str) -> MwaaEnvironment:
-        try:
-            return self.environments[name]
-        except KeyError:
-            raise ResourceNotFoundException(f"Environment {name} not found") from None
-
-    def delete_environment(self, name: str) -> None:
-        self.get_environment(name)
-        del self.environments[name]
 
     def invoke_rest_api(
         self, name: str, method: str, path: str, query: dict[str, Any] | None, body: Any
@@ -222,6 +173,7 @@ class MwaaBackend(BaseBackend):
 
 
 mwaa_backends = BackendDict(MwaaBackend, "mwaa")
+mwaa_environments.register_backends(mwaa_backends)
 
 
 def attach_api_server(
@@ -234,16 +186,22 @@ def attach_api_server(
     account_id: str | None = None,
     region_name: str = "us-east-1",
 ) -> None:
-    """Make ``url`` the web server of an emulated environment (created with CreateEnvironment)."""
+    """Make ``url`` the web server of an emulated environment (created with CreateEnvironment).
+
+    A web server only answers once its environment is AVAILABLE: the emulated environment still
+    goes through its statuses (wait for AVAILABLE, or set the ``mwaa::environment`` transition to
+    ``{"progression": "immediate"}``); InvokeRestApi forwards whatever the status.
+    """
     from moto.core import DEFAULT_ACCOUNT_ID
 
     backend: MwaaBackend = mwaa_backends[account_id or DEFAULT_ACCOUNT_ID][region_name]
-    environment = backend.get_environment(environment_name)
-    environment.api_server = ApiServer(url, username=username, password=password, token=token)
+    with backend.lock:
+        environment = backend.get_environment(environment_name)
+        environment.api_server = ApiServer(url, username=username, password=password, token=token)
 
 
 # -- HTTP API -----------------------------------------------------------------------------------
-class MwaaResponse(BaseResponse):
+class MwaaResponse(MwaaEnvironmentResponses, BaseResponse):  # type: ignore[misc]
     def __init__(self) -> None:
         super().__init__(service_name="mwaa")
         self.automated_parameter_parsing = True
@@ -251,21 +209,6 @@ class MwaaResponse(BaseResponse):
     @property
     def backend(self) -> MwaaBackend:
         return mwaa_backends[self.current_account][self.region]
-
-    def create_environment(self) -> ActionResult:
-        spec = {key: value for key, value in self.params.items() if value is not None}
-        arn = self.backend.create_environment(self._get_param("Name"), spec)
-        return ActionResult({"Arn": arn})
-
-    def get_environment(self) -> ActionResult:
-        return ActionResult({"Environment": self.backend.get_environment(self._get_param("Name")).describe()})
-
-    def list_environments(self) -> ActionResult:
-        return ActionResult({"Environments": sorted(self.backend.environments)})
-
-    def delete_environment(self) -> EmptyResult:
-        self.backend.delete_environment(self._get_param("Name"))
-        return EmptyResult()
 
     def invoke_rest_api(self) -> ActionResult:
         status, payload = self.backend.invoke_rest_api(
@@ -283,6 +226,7 @@ url_paths = {
     "{0}/environments$": MwaaResponse.dispatch,
     "{0}/environments/(?P<Name>[^/]+)$": MwaaResponse.dispatch,
     "{0}/restapi/(?P<Name>[^/]+)$": MwaaResponse.dispatch,
+    "{0}/tags/(?P<ResourceArn>.+)$": MwaaResponse.dispatch,
 }
 
 
@@ -297,6 +241,7 @@ def install() -> None:
         sys.modules["moto.mwaa"] = alias
     if not any(name == "mwaa" for name, _ in backend_url_patterns):
         backend_url_patterns.append(("mwaa", re.compile(url_bases[0])))
+    mwaa_environments.install()
 
 
-__all__ = ["MwaaBackend", "attach_api_server", "install", "mwaa_backends"]
+__all__ = ["MwaaBackend", "MwaaEnvironment", "attach_api_server", "install", "mwaa_backends"]
