@@ -297,3 +297,13 @@ def test_redrive_of_an_aliased_execution_reruns_the_version_it_started_on(aws_em
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
     assert "Marker" not in entered  # version 1 has no Marker state; the alias now points at version 2
     assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
+
+
+def test_an_execution_started_without_a_name_gets_a_uuid(sfn, machine):
+    import uuid
+
+    for target in (machine, f"{machine}:1"):
+        arn = sfn.start_execution(stateMachineArn=target)["executionArn"]
+        name = arn.rsplit(":", 1)[-1]
+        assert str(uuid.UUID(name)) == name
+        assert wait_for(sfn, arn)["name"] == name

@@ -11,7 +11,7 @@ against AWS in LocalStack's ``test_sfn_api_aliasing.snapshot.json`` / ``..._vers
   ARN is the state machine's, whatever ARN it was started with. "Step Functions doesn't associate
   state machine executions that you start with an unqualified ARN with a version", nor executions
   started with a version ARN "with any aliases that point to that version". Names are unique per
-  state machine, as for unqualified starts.
+  state machine, as for unqualified starts; a start without a name gets a UUID.
 - *DescribeExecution*: ``stateMachineArn`` is the unqualified ARN; ``stateMachineVersionArn`` and
   ``stateMachineAliasArn`` say what the execution started through; plus the redrive members
   (:mod:`.stepfunctions_redrive`) and, for a Distributed Map child, ``mapRunArn``.
@@ -33,6 +33,7 @@ import copy
 import datetime
 import json
 import random
+import uuid
 from typing import Any
 
 from moto.stepfunctions.exceptions import StateMachineDoesNotExist, ValidationException
@@ -159,6 +160,9 @@ def _start_execution(original: Any) -> Any:
         execution_input: str | None = None,
         trace_header: Any = None,
     ) -> Any:
+        # StartExecution: "If you don't provide a name for the execution, Step Functions automatically
+        # generates a universally unique identifier (UUID) as the execution name" (moto used "None").
+        name = name or str(uuid.uuid4())
         if qualifier_of(state_machine_arn) is None:
             return original(self, state_machine_arn, name, execution_input, trace_header)
         return start_qualified_execution(self, state_machine_arn, name, execution_input, trace_header)
