@@ -79,7 +79,7 @@ class ApiTransport(Protocol):
 
     #: Where requests go, for error messages (a URL, or "MWAA environment 'name'").
     target: str
-    #: The largest response the transport carries, in bytes (None: no limit of its own).
+    #: The largest response the transport carries, in bytes; None when it has no limit of its own.
     response_limit_bytes: int | None
 
     def send(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> Any: ...
