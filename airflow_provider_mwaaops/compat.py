@@ -34,7 +34,9 @@ if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
         BaseNotifier,
         BaseOperator,
         BaseOperatorLink,
+        BaseSensorOperator,
         Context,
+        PokeReturnValue,
         Variable,
         task,
     )
@@ -48,6 +50,7 @@ else:  # Airflow 2.11
     from airflow.models.dag import DAG  # type: ignore[no-redef]
     from airflow.models.variable import Variable  # type: ignore[no-redef]
     from airflow.notifications.basenotifier import BaseNotifier  # type: ignore[no-redef]
+    from airflow.sensors.base import BaseSensorOperator, PokeReturnValue  # type: ignore[no-redef]
     from airflow.utils.context import Context  # type: ignore[no-redef]
 
 __all__ = [
@@ -62,7 +65,9 @@ __all__ = [
     "BaseNotifier",
     "BaseOperator",
     "BaseOperatorLink",
+    "BaseSensorOperator",
     "Context",
+    "PokeReturnValue",
     "Variable",
     "conf",
     "dag_test",

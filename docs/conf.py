@@ -73,6 +73,9 @@ _EXTERNAL = (
     r"Config",  # botocore.config.Config
     r"AioBaseClient",
     r"AioSession",
+    r"AwsGenericHook",  # amazon provider classes named in annotations of the operator bases
+    r"BaseAwsLink",
+    r"PokeReturnValue",  # Airflow's, re-exported by compat
     r"airflow_provider_mwaaops\..*\._?T",  # TypeVars have no page of their own
     # metadata analysis (report, Athena, Snowflake): Arrow, DuckDB and the Snowflake provider
     r"(pyarrow|pa|pafs|ds)(\..*)?",
@@ -81,6 +84,7 @@ _EXTERNAL = (
     r"Path",
     # metadata export: SQLAlchemy engines, argparse parsers in signatures
     r"(sqlalchemy|sa|argparse)(\..*)?",
+    r"cryptography(\..*)?",  # Fernet keys of the metadata secrets
 )
 nitpick_ignore_regex = [(r"py:.*", pattern) for pattern in _EXTERNAL]
 

@@ -56,7 +56,7 @@ with DAG(
     location = backup_location()
 
     backup = MetadataExportOperator(
-        task_id="backup", destination=location, mode="full", db_conn_id=METADATA_DB_CONN_ID
+        task_id="backup", export_uri=location, mode="full", db_conn_id=METADATA_DB_CONN_ID
     )
 
     @task
@@ -89,7 +89,7 @@ with DAG(
 
     restore = MetadataRestoreOperator(
         task_id="restore",
-        source=location,
+        export_uri=location,
         export_id="{{ ti.xcom_pull(task_ids='backup', key='export_id') }}",
         target_sql_alchemy_url=target_url,
         strict=True,

@@ -36,7 +36,7 @@ with DAG(
 ) as dag:
 
     @task
-    def destination() -> str:
+    def export_location() -> str:
         """The export base; creates the bucket when it is missing (an empty account or emulator)."""
         from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -46,11 +46,11 @@ with DAG(
             s3.create_bucket(bucket_name=bucket)
         return f"s3://{bucket}/airflow-metadata"
 
-    base = destination()
+    base = export_location()
 
     export = MetadataExportOperator(
         task_id="export_metadata",
-        destination=base,
+        export_uri=base,
         mode="incremental",
         db_conn_id=METADATA_DB_CONN_ID,
         secrets="exclude",  # connection passwords/extras and variable values stay out

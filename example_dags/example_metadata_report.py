@@ -52,7 +52,7 @@ with DAG(
 
     export = MetadataExportOperator(
         task_id="export_metadata",
-        destination=where["exports"],
+        export_uri=where["exports"],
         mode="incremental",
         tables=["dag_run", "task_instance"],
         db_conn_id=METADATA_DB_CONN_ID,

@@ -48,14 +48,12 @@ def _register_export(sub: Any) -> None:
     p = sub.add_parser(
         "export",
         help="export the metadata database to S3 or a local directory",
-        description="Export Airflow's metadata DB as Parquet + manifest.json to <to>/<export-id>/.",
+        description="Export Airflow's metadata DB as Parquet + manifest.json to EXPORT_URI/<export-id>/.",
     )
     src = p.add_mutually_exclusive_group()
     src.add_argument("--url", help="SQLAlchemy URL of the metadata DB (default: this Airflow's)")
     src.add_argument("--conn-id", help="Airflow connection id of the metadata DB")
-    p.add_argument(
-        "--to", required=True, dest="destination", help="base location: s3://bucket/prefix or a path"
-    )
+    p.add_argument("--export-uri", required=True, help="base location: s3://bucket/prefix or a path")
     p.add_argument("--export-id", help="id of the export (default: UTC time, e.g. 20260101T120000Z)")
     p.add_argument("--mode", choices=("full", "incremental"), default="full")
     p.add_argument("--previous", dest="previous_export_id", help="export an incremental one continues")
@@ -77,9 +75,9 @@ def _register_verify(sub: Any) -> None:
     p = sub.add_parser(
         "verify",
         help="check an export's manifest and every file's checksum",
-        description="Verify <base>/<export-id>: manifest, sizes, sha256 and row counts of every file.",
+        description="Verify EXPORT_URI/<export-id>: manifest, sizes, sha256 and row counts of every file.",
     )
-    p.add_argument("base", help="base location: s3://bucket/prefix or a path")
+    p.add_argument("export_uri", help="base location: s3://bucket/prefix or a path")
     p.add_argument("export_id", nargs="?", help="export id (default: the latest complete one)")
     add_location_arguments(p)
     p.set_defaults(handler=run_verify_command)
@@ -98,39 +96,33 @@ def _summary(manifest: Any, sink: Any) -> dict[str, Any]:
 
 
 def run_export_command(args: argparse.Namespace) -> int:
-    from airflow_provider_mwaaops.metadata.export import run_export
+    from airflow_provider_mwaaops.metadata.export import ExportSettings, export_metadata
     from airflow_provider_mwaaops.metadata.manifest import ExportError
-    from airflow_provider_mwaaops.metadata.secrets import SecretKeyError, make_cipher
+    from airflow_provider_mwaaops.metadata.secrets import SecretKeyError
     from airflow_provider_mwaaops.metadata.sinks import open_sink
-    from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource, DatabaseSourceError
+    from airflow_provider_mwaaops.metadata.sources.database import DatabaseSourceError
 
+    settings = ExportSettings(
+        export_id=args.export_id,
+        mode=args.mode,
+        previous_export_id=args.previous_export_id,
+        tables=args.tables.split(",") if args.tables else None,
+        db_conn_id=args.conn_id,
+        sql_alchemy_url=args.url,
+        chunk_rows=args.chunk_rows,
+        chunk_timeout=args.chunk_timeout,
+        fast_path=not args.no_fast_path,
+        secrets=args.secrets,
+        key_variable=args.key_variable,
+        key_conn_id=args.key_conn_id,
+        key_secret_id=args.key_secret_id,
+        kms_key_id=args.kms_key_id,
+        aws_conn_id=args.aws_conn_id,
+        region_name=args.region,
+    )
     try:
-        sink = open_sink(args.destination, aws_conn_id=args.aws_conn_id, region_name=args.region)
-        cipher = make_cipher(
-            args.secrets,
-            key_variable=args.key_variable,
-            key_conn_id=args.key_conn_id,
-            key_secret_id=args.key_secret_id,
-            kms_key_id=args.kms_key_id,
-            aws_conn_id=args.aws_conn_id,
-            region_name=args.region,
-        )
-        source = DatabaseSource(
-            args.url, args.conn_id, chunk_timeout=args.chunk_timeout, fast_path=not args.no_fast_path
-        )
-        try:
-            manifest = run_export(
-                source,
-                sink,
-                export_id=args.export_id,
-                mode=args.mode,
-                tables=args.tables.split(",") if args.tables else None,
-                previous_export_id=args.previous_export_id,
-                chunk_rows=args.chunk_rows,
-                cipher=cipher,
-            )
-        finally:
-            source.close()
+        sink = open_sink(args.export_uri, aws_conn_id=args.aws_conn_id, region_name=args.region)
+        manifest = export_metadata(sink, settings)
     except (ExportError, SecretKeyError, DatabaseSourceError, ValueError) as err:
         raise CliError(str(err)) from err
     _print(_summary(manifest, sink), args.json)
@@ -147,7 +139,7 @@ def run_verify_command(args: argparse.Namespace) -> int:
     from airflow_provider_mwaaops.metadata.sinks import open_sink
 
     try:
-        sink = open_sink(args.base, aws_conn_id=args.aws_conn_id, region_name=args.region)
+        sink = open_sink(args.export_uri, aws_conn_id=args.aws_conn_id, region_name=args.region)
         if args.export_id:
             manifest = load_manifest(sink, args.export_id)
         else:

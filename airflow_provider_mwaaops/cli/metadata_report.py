@@ -28,7 +28,9 @@ def register(subparsers: Any) -> None:
     )
     report.add_argument("--html", help="write the HTML report here (a path or s3:// URI)")
     report.add_argument("--top", type=int, default=10, help="tasks listed as slowest / retrying (default 10)")
-    report.add_argument("--verify", action="store_true", help="check every file's sha256 before reading")
+    report.add_argument(
+        "--verify-checksums", action="store_true", help="check every file's sha256 before reading"
+    )
     report.add_argument("--quiet", action="store_true", help="do not print the console table")
     add_location_arguments(report)
     report.set_defaults(handler=run_report_command)
@@ -53,8 +55,9 @@ def register(subparsers: Any) -> None:
 
 
 def run_report_command(args: argparse.Namespace) -> int:
+    from airflow_provider_mwaaops.metadata.analysis.html import write_html
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReadError
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     if args.top < 1:
         raise CliError("--top must be at least 1")
@@ -64,22 +67,25 @@ def run_report_command(args: argparse.Namespace) -> int:
             aws_conn_id=args.aws_conn_id,
             region_name=args.region,
             top=args.top,
-            verify=args.verify,
+            verify_checksums=args.verify_checksums,
         )
     except ExportReadError as err:
         raise CliError(str(err)) from err
     if not args.quiet:
         print(report.console_table())
     if args.html:
-        print(
-            f"\nwrote {report.write_html(args.html, aws_conn_id=args.aws_conn_id, region_name=args.region)}"
-        )
+        written = write_html(report, args.html, aws_conn_id=args.aws_conn_id, region_name=args.region)
+        print(f"\nwrote {written}")
     return 0
 
 
 def run_athena_ddl_command(args: argparse.Namespace) -> int:
+    from airflow_provider_mwaaops.metadata.analysis.athena import (
+        AthenaDdlError,
+        athena_ddl,
+        format_statements,
+    )
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader, ExportReadError
-    from airflow_provider_mwaaops.metadata.athena import AthenaDdlError, athena_ddl, format_statements
 
     try:
         reader = ExportReader.open(args.export_uri, aws_conn_id=args.aws_conn_id, region_name=args.region)

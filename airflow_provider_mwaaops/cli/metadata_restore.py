@@ -24,12 +24,12 @@ def register(subparsers: Any) -> None:
         "restore",
         help="restore an export into a metadata database (or, with --api, through Airflow 3's API)",
         description=(
-            "Verify every checksum of export EXPORT_ID under BASE, then restore it (with the exports an "
-            "incremental one builds on) into the target metadata database: upserts on natural keys, "
-            "surrogate ids remapped, DAGs active at backup re-activated. Safe to run twice."
+            "Verify every checksum of export EXPORT_ID under EXPORT_URI, then restore it (with the "
+            "exports an incremental one builds on) into the target metadata database: upserts on natural "
+            "keys, surrogate ids remapped, DAGs active at backup re-activated. Safe to run twice."
         ),
     )
-    p.add_argument("base", help="base location of the exports: s3://bucket/prefix or a path")
+    p.add_argument("export_uri", help="base location of the exports: s3://bucket/prefix or a path")
     p.add_argument("export_id", nargs="?", help="export id (default: the latest complete one)")
     target = p.add_mutually_exclusive_group()
     target.add_argument("--url", help="SQLAlchemy URL of the target DB (default: this Airflow's)")
@@ -94,7 +94,7 @@ def _restore(args: argparse.Namespace) -> Any:
     from airflow_provider_mwaaops.metadata.restore import restore_metadata
     from airflow_provider_mwaaops.metadata.sinks import open_sink
 
-    sink = open_sink(args.base, aws_conn_id=args.aws_conn_id, region_name=args.region)
+    sink = open_sink(args.export_uri, aws_conn_id=args.aws_conn_id, region_name=args.region)
     export_id = args.export_id
     if not export_id:
         latest = latest_export(sink)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -319,10 +319,83 @@ def _export_table(
     return entry
 
 
+@dataclass(frozen=True)
+class ExportSettings:
+    """Everything an export is asked for, as the operator and ``mwaaops metadata export`` take it.
+
+    Where to read (``read_from``: ``"database"`` at ``sql_alchemy_url`` / ``db_conn_id`` / this
+    Airflow's, or ``"rest"``), what to write (``mode``, ``tables``, ``chunk_rows``...), and the
+    export key for secrets (``secrets`` with ``key_variable`` / ``key_conn_id`` /
+    ``key_secret_id`` / ``kms_key_id``; AWS through ``aws_conn_id`` and ``region_name``).
+    """
+
+    export_id: str | None = None
+    mode: str = "full"
+    previous_export_id: str | None = None
+    tables: Sequence[str] | None = None
+    read_from: str = "database"
+    db_conn_id: str | None = None
+    sql_alchemy_url: str | None = None
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    chunk_timeout: float = 300.0
+    fast_path: bool = True
+    secrets: str = "exclude"
+    key_variable: str | None = None
+    key_conn_id: str | None = None
+    key_secret_id: str | None = None
+    kms_key_id: str | None = None
+    aws_conn_id: str | None = "aws_default"
+    region_name: str | None = None
+
+
+def export_metadata(
+    sink: Sink, settings: ExportSettings, progress: Callable[[str, int, int], None] | None = None
+) -> Manifest:
+    """Open the export key and the source ``settings`` name, export into ``sink``, close the source.
+
+    The one wiring of an export: the operator and the command both call it.
+    """
+    from airflow_provider_mwaaops.metadata.secrets import make_cipher
+    from airflow_provider_mwaaops.metadata.sources import open_source
+
+    cipher = make_cipher(
+        settings.secrets,
+        key_variable=settings.key_variable,
+        key_conn_id=settings.key_conn_id,
+        key_secret_id=settings.key_secret_id,
+        kms_key_id=settings.kms_key_id,
+        aws_conn_id=settings.aws_conn_id,
+        region_name=settings.region_name,
+    )
+    source = open_source(
+        settings.read_from,
+        sql_alchemy_url=settings.sql_alchemy_url,
+        db_conn_id=settings.db_conn_id,
+        chunk_timeout=settings.chunk_timeout,
+        fast_path=settings.fast_path,
+    )
+    try:
+        return run_export(
+            source,
+            sink,
+            export_id=settings.export_id,
+            mode=settings.mode,
+            tables=settings.tables,
+            previous_export_id=settings.previous_export_id,
+            chunk_rows=settings.chunk_rows,
+            cipher=cipher,
+            progress=progress,
+        )
+    finally:
+        source.close()
+
+
 __all__ = [
     "DEFAULT_CHUNK_ROWS",
     "ExportError",
+    "ExportSettings",
     "ManifestMissing",
+    "export_metadata",
     "new_export_id",
     "parquet_bytes",
     "plan_export",

@@ -267,9 +267,14 @@ def verify_export(sink: Sink, manifest: Manifest, tables: Iterable[str] | None =
 
 
 def iter_table(
-    sink: Sink, manifest: Manifest, table: str, verify: bool = True, with_partition: bool = False
+    sink: Sink,
+    manifest: Manifest,
+    table: str,
+    verify_checksums: bool = True,
+    with_partition: bool = False,
 ) -> Iterator[pa.Table]:
-    """The table's files one by one as Arrow tables in the catalog schema (checksummed).
+    """The table's files one by one as Arrow tables in the catalog schema (checksummed unless
+    ``verify_checksums`` is false).
 
     ``with_partition`` appends the ``dt`` partition value as a string column, as Hive readers
     would see it.
@@ -277,7 +282,7 @@ def iter_table(
     spec = get_table(table)
     for entry in manifest.table(table).files:
         path = f"{manifest.export_id}/{entry.path}"
-        data = read_verified(sink, manifest, table, entry) if verify else sink.read_bytes(path)
+        data = read_verified(sink, manifest, table, entry) if verify_checksums else sink.read_bytes(path)
         part = pq.read_table(io.BytesIO(data), schema=spec.arrow_schema)
         if with_partition:
             part = part.append_column(
@@ -286,9 +291,9 @@ def iter_table(
         yield part
 
 
-def read_table(sink: Sink, manifest: Manifest, table: str, verify: bool = True) -> pa.Table:
+def read_table(sink: Sink, manifest: Manifest, table: str, verify_checksums: bool = True) -> pa.Table:
     """The whole table of one export (small tables, tests); use :func:`iter_table` for big ones."""
-    parts = list(iter_table(sink, manifest, table, verify=verify))
+    parts = list(iter_table(sink, manifest, table, verify_checksums=verify_checksums))
     if not parts:
         return get_table(table).arrow_schema.empty_table()
     return pa.concat_tables(parts)

@@ -10,7 +10,10 @@ key, so the export can be restored into an environment with another key:
 - ``kms``: a fresh 256-bit data key per export from KMS ``GenerateDataKey``; its encrypted copy is
   stored in the manifest and only ``kms:Decrypt`` on the same KMS key recovers it.
 
-Restore calls :func:`cipher_for_manifest` to get the matching decryptor.
+Restore calls :func:`cipher_for_manifest` to get the matching decryptor. In the metadata database
+itself Airflow keeps these columns encrypted with its own Fernet key (``[core] fernet_key``): a
+source turns them into plain text with :func:`decrypt_stored_secrets` just before the export key
+encrypts them, and restore re-encrypts them for the target with :func:`fernet_from_keys`.
 """
 
 from __future__ import annotations
@@ -18,15 +21,70 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 MODES = ("exclude", "fernet", "kms")
 
+#: Per table, each secret column and the column saying whether Airflow stored it encrypted.
+ENCRYPTED_FLAGS: dict[str, dict[str, str]] = {
+    "variable": {"val": "is_encrypted"},
+    "connection": {"password": "is_encrypted", "extra": "is_extra_encrypted"},
+}
+
 
 class SecretKeyError(Exception):
-    """The export key could not be found, or does not decrypt the export's secrets."""
+    """A key could not be found or does not decrypt: the export key, or the Fernet key Airflow
+    stored secrets with."""
+
+
+def fernet_from_keys(keys: str | None) -> MultiFernet | None:
+    """Airflow's own reading of a ``[core] fernet_key`` value: comma-separated keys, the first
+    encrypts; ``None`` when there is no key (Airflow then stores secrets unencrypted)."""
+    parts = [part.strip() for part in (keys or "").split(",") if part.strip()]
+    if not parts:
+        return None
+    try:
+        return MultiFernet([Fernet(part.encode()) for part in parts])
+    except (ValueError, TypeError) as err:
+        raise SecretKeyError("the Fernet key given for the target (or the source) is not valid") from err
+
+
+def decrypt_stored_secrets(table: str, chunk: pa.Table, secret_columns: tuple[str, ...]) -> pa.Table:
+    """A chunk read from the metadata database with its secret columns in plain text.
+
+    The values Airflow stored encrypted (their flag column says so) are decrypted with this
+    Airflow's Fernet key, which must be the source environment's; the export key encrypts them
+    again before anything is written.
+    """
+    import pyarrow as pa
+
+    fernet = None
+    for name in secret_columns:
+        flag = ENCRYPTED_FLAGS.get(table, {}).get(name)
+        values = chunk.column(name).to_pylist()
+        flags = chunk.column(flag).to_pylist() if flag else [False] * len(values)
+        out = []
+        for value, encrypted in zip(values, flags, strict=True):
+            if value is not None and encrypted:
+                if fernet is None:
+                    from airflow.models.crypto import get_fernet
+
+                    fernet = get_fernet()
+                try:
+                    value = fernet.decrypt(value.encode()).decode()
+                except Exception as err:
+                    raise SecretKeyError(
+                        f"table {table}: cannot decrypt column {name} with this Airflow's Fernet key "
+                        f"([core] fernet_key must be the source environment's) ({type(err).__name__})"
+                    ) from err
+            out.append(value)
+        chunk = chunk.set_column(chunk.schema.get_field_index(name), name, pa.array(out, pa.string()))
+    return chunk
 
 
 def _fingerprint(key: bytes) -> str:

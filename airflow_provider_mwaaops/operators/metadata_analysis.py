@@ -29,12 +29,18 @@ class MetadataReportOperator(BaseOperator):
     :param athena_ddl_uri: also write the Athena DDL for the same files here. (templated)
     :param athena_database: the Athena database the DDL creates its tables in.
     :param top: how many tasks the slowest / retry sections list.
-    :param verify: check every listed file's sha256 first (reads every byte once).
-    :param aws_conn_id: AWS connection for ``s3://`` locations.
-    :param region_name: AWS region.
+    :param verify_checksums: check every listed file's sha256 first (reads every byte once).
+    :param aws_conn_id: AWS connection for ``s3://`` locations. (templated)
+    :param region_name: AWS region. (templated)
     """
 
-    template_fields: Sequence[str] = ("export_uri", "html_uri", "athena_ddl_uri")
+    template_fields: Sequence[str] = (
+        "export_uri",
+        "html_uri",
+        "athena_ddl_uri",
+        "aws_conn_id",
+        "region_name",
+    )
     ui_color = "#e8f1d4"
 
     def __init__(
@@ -45,7 +51,7 @@ class MetadataReportOperator(BaseOperator):
         athena_ddl_uri: str | None = None,
         athena_database: str = "airflow_metadata",
         top: int = 10,
-        verify: bool = False,
+        verify_checksums: bool = False,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         **kwargs: Any,
@@ -58,17 +64,21 @@ class MetadataReportOperator(BaseOperator):
         self.athena_ddl_uri = athena_ddl_uri
         self.athena_database = athena_database
         self.top = top
-        self.verify = verify
+        self.verify_checksums = verify_checksums
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_provider_mwaaops.metadata.analysis.html import write_html
         from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
-        from airflow_provider_mwaaops.metadata.report import report_from_reader
+        from airflow_provider_mwaaops.metadata.analysis.report import report_from_reader
 
         s3_conn = self.aws_conn_id if self.export_uri.startswith("s3://") else None
         reader = ExportReader.open(
-            self.export_uri, aws_conn_id=s3_conn, region_name=self.region_name, verify=self.verify
+            self.export_uri,
+            aws_conn_id=s3_conn,
+            region_name=self.region_name,
+            verify_checksums=self.verify_checksums,
         )
         report = report_from_reader(reader, top=self.top)
         self.log.info("Metadata report\n%s", report.console_table())
@@ -80,8 +90,8 @@ class MetadataReportOperator(BaseOperator):
             "athena_ddl": None,
         }
         if self.html_uri:
-            summary["html"] = report.write_html(
-                self.html_uri, aws_conn_id=self.aws_conn_id, region_name=self.region_name
+            summary["html"] = write_html(
+                report, self.html_uri, aws_conn_id=self.aws_conn_id, region_name=self.region_name
             )
             self.log.info("HTML report written to %s", summary["html"])
         if self.athena_ddl_uri:
@@ -89,26 +99,25 @@ class MetadataReportOperator(BaseOperator):
         return summary
 
     def _write_athena_ddl(self, reader: Any) -> str:
-        from airflow_provider_mwaaops.metadata.athena import athena_ddl, format_statements
-        from airflow_provider_mwaaops.metadata.sinks import open_sink
+        from airflow_provider_mwaaops.metadata.analysis.athena import athena_ddl, format_statements
+        from airflow_provider_mwaaops.metadata.sinks import write_file
 
         text = format_statements(athena_ddl(reader, self.athena_database))
-        base, _, name = str(self.athena_ddl_uri).rpartition("/")
-        sink = (
-            open_sink(base, aws_conn_id=self.aws_conn_id, region_name=self.region_name)
-            if base.startswith("s3://")
-            else open_sink(base or ".")
+        path = write_file(
+            str(self.athena_ddl_uri),
+            text.encode(),
+            aws_conn_id=self.aws_conn_id,
+            region_name=self.region_name,
         )
-        sink.write_bytes(name, text.encode())
-        self.log.info("Athena DDL written to %s:\n%s", sink.full_path(name), text)
-        return sink.full_path(name)
+        self.log.info("Athena DDL written to %s:\n%s", path, text)
+        return path
 
 
 class MetadataSnowflakeLoadOperator(BaseOperator):
     """Upsert exported tables into Snowflake (one row per natural key, latest export winning).
 
     Returns ``{table: rows in the Snowflake table}``. See
-    :class:`~airflow_provider_mwaaops.metadata.sinks.snowflake.SnowflakeMetadataLoader`.
+    :class:`~airflow_provider_mwaaops.metadata.analysis.snowflake.SnowflakeMetadataLoader`.
 
     :param export_uri: one export's folder or the base of many. (templated)
     :param snowflake_conn_id: the Snowflake connection.
@@ -116,11 +125,11 @@ class MetadataSnowflakeLoadOperator(BaseOperator):
     :param database: Snowflake database (default: the connection's). (templated)
     :param schema: Snowflake schema (default: the connection's). (templated)
     :param table_prefix: target table = prefix + table name, upper-cased.
-    :param aws_conn_id: AWS connection for ``s3://`` locations.
-    :param region_name: AWS region.
+    :param aws_conn_id: AWS connection for ``s3://`` locations. (templated)
+    :param region_name: AWS region. (templated)
     """
 
-    template_fields: Sequence[str] = ("export_uri", "database", "schema")
+    template_fields: Sequence[str] = ("export_uri", "database", "schema", "aws_conn_id", "region_name")
     ui_color = "#d4ecf7"
 
     def __init__(
@@ -148,7 +157,10 @@ class MetadataSnowflakeLoadOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, int]:
         from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
-        from airflow_provider_mwaaops.metadata.sinks.snowflake import DEFAULT_TABLES, SnowflakeMetadataLoader
+        from airflow_provider_mwaaops.metadata.analysis.snowflake import (
+            DEFAULT_TABLES,
+            SnowflakeMetadataLoader,
+        )
 
         s3_conn = self.aws_conn_id if self.export_uri.startswith("s3://") else None
         reader = ExportReader.open(self.export_uri, aws_conn_id=s3_conn, region_name=self.region_name)

@@ -29,11 +29,11 @@ if TYPE_CHECKING:
 
 
 class MetadataRestoreOperator(BaseOperator):
-    """Restore export ``export_id`` from ``source`` (``s3://bucket/prefix`` or a path).
+    """Restore export ``export_id`` from ``export_uri`` (``s3://bucket/prefix`` or a path).
 
-    :param source: base location of the exports. (templated)
+    :param export_uri: base location of the exports. (templated)
     :param export_id: export to restore, with the exports an incremental one builds on; default:
-        the most recently finished complete export under ``source``. (templated)
+        the most recently finished complete export under ``export_uri``. (templated)
     :param target: ``"database"`` or ``"api"`` (Airflow 3's REST API; see the module docstring).
     :param target_conn_id: Airflow connection to the target metadata database.
     :param target_sql_alchemy_url: the target as a SQLAlchemy URL instead. (templated)
@@ -55,26 +55,28 @@ class MetadataRestoreOperator(BaseOperator):
         this Airflow's ``[core] fernet_key``.
     :param task_token: Step Functions task token to answer (e.g. ``"{{ dag_run.conf['task_token'] }}"``);
         empty: nobody to tell. (templated)
-    :param aws_conn_id: AWS connection for S3, Secrets Manager, KMS and Step Functions.
-    :param region_name: AWS region (default: the connection's).
+    :param aws_conn_id: AWS connection for S3, Secrets Manager, KMS and Step Functions. (templated)
+    :param region_name: AWS region (default: the connection's). (templated)
 
     Returns (XCom) the restore report as a dict (tables, counts, re-activated DAGs).
     """
 
     template_fields: Sequence[str] = (
-        "source",
+        "export_uri",
         "export_id",
         "target_sql_alchemy_url",
         "mwaa_environment_name",
         "task_token",
         "tables",
+        "aws_conn_id",
+        "region_name",
     )
     ui_color = "#f7e3d7"
 
     def __init__(
         self,
         *,
-        source: str,
+        export_uri: str,
         export_id: str | None = None,
         target: str = "database",
         target_conn_id: str | None = None,
@@ -102,7 +104,7 @@ class MetadataRestoreOperator(BaseOperator):
             raise ValueError(f"transaction={transaction!r}: use 'all' or 'table'")
         if target_conn_id and target_sql_alchemy_url:
             raise ValueError("give target_conn_id or target_sql_alchemy_url, not both")
-        self.source = source
+        self.export_uri = export_uri
         self.export_id = export_id
         self.target = target
         self.target_conn_id = target_conn_id
@@ -170,7 +172,7 @@ class MetadataRestoreOperator(BaseOperator):
         from airflow_provider_mwaaops.metadata.restore import RestoreError, restore_metadata
         from airflow_provider_mwaaops.metadata.sinks import open_sink
 
-        sink = open_sink(self.source, aws_conn_id=self.aws_conn_id, region_name=self.region_name)
+        sink = open_sink(self.export_uri, aws_conn_id=self.aws_conn_id, region_name=self.region_name)
         export_id = self.export_id
         if not export_id:
             latest = latest_export(sink)

@@ -17,13 +17,11 @@ FAILED/TIMED_OUT/ABORTED  RedriveExecution (idempotent per try) when redrivable;
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import re
 from collections.abc import Sequence
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from airflow.providers.amazon.aws.links.step_function import (
     StateMachineDetailsLink,
@@ -32,14 +30,14 @@ from airflow.providers.amazon.aws.links.step_function import (
 from botocore.exceptions import ClientError
 
 from airflow_provider_mwaaops.aws.arn import StateMachineArn, execution_arn_for, validate_sfn_name
-from airflow_provider_mwaaops.aws.errors import access_denied_action, describe_aws_error
-from airflow_provider_mwaaops.compat import AirflowException, BaseOperator, conf
+from airflow_provider_mwaaops.compat import AirflowException
 from airflow_provider_mwaaops.hooks.step_function import (
     REDRIVABLE_STATUSES,
     StepFunctionRedriveHook,
     error_code,
 )
-from airflow_provider_mwaaops.triggers.base import STATUS_SUCCESS, STATUS_TIMEOUT, AwsPollingTrigger
+from airflow_provider_mwaaops.operators.base import AwsBaseOperator, aws_template_fields
+from airflow_provider_mwaaops.triggers.base import STATUS_FAILURE, STATUS_SUCCESS, AwsPollingTrigger
 from airflow_provider_mwaaops.triggers.step_function import WAITING_STATUSES, StepFunctionExecutionTrigger
 
 if TYPE_CHECKING:
@@ -105,7 +103,7 @@ def serialize_input(value: Any) -> str:
     return text
 
 
-class StepFunctionExecutionOperator(BaseOperator):
+class StepFunctionExecutionOperator(AwsBaseOperator):
     """Run an AWS Step Functions (Standard) execution to completion; retries redrive it.
 
     :param state_machine_arn: state machine, version or alias ARN. (templated)
@@ -120,28 +118,21 @@ class StepFunctionExecutionOperator(BaseOperator):
         Map runs before a redrive: ``max_concurrency``, ``tolerated_failure_count``,
         ``tolerated_failure_percentage``. (templated)
     :param stop_on_kill: stop the execution when the task is killed (while deferred: Airflow 3.3+).
-    :param wait_timeout: give up waiting after this long (the execution keeps running).
     :param max_output_xcom_bytes: outputs larger than this are not pushed to XCom; a pointer to
         the execution is returned instead.
-    :param deferrable: wait in the triggerer (default: ``[operators] default_deferrable``).
-    :param waiter_delay: seconds between status checks (jittered; longer while AWS throttles).
-    :param waiter_max_delay: upper bound of the delay while backing off.
-    :param aws_conn_id: Airflow AWS connection. (templated)
-    :param region_name: AWS region; default from the connection. (templated)
-    :param verify: TLS verification, as for the amazon provider's hooks.
-    :param botocore_config: botocore client configuration, as for the amazon provider's hooks.
+
+    The AWS connection and waiting parameters (``aws_conn_id``, ``region_name``, ``verify``,
+    ``botocore_config``, ``deferrable``, ``waiter_delay``, ``waiter_max_delay``, ``wait_timeout``,
+    ``waiter_max_attempts``) are those of :class:`~airflow_provider_mwaaops.operators.base.AwsBaseOperator`.
 
     XCom: return value is the execution's output (parsed JSON); keys ``execution_arn``,
     ``redrive_count`` and ``execution_status`` hold the rest.
     """
 
-    template_fields: Sequence[str] = (
-        "state_machine_arn",
-        "input",
-        "name",
-        "map_run_update",
-        "aws_conn_id",
-        "region_name",
+    aws_hook_class = StepFunctionRedriveHook
+    aws_service_label: ClassVar[str] = "Step Functions"
+    template_fields: Sequence[str] = aws_template_fields(
+        "state_machine_arn", "input", "name", "map_run_update"
     )
     template_fields_renderers = {"input": "json", "map_run_update": "json"}
     operator_extra_links = (StateMachineDetailsLink(), StateMachineExecutionsDetailsLink())
@@ -157,22 +148,12 @@ class StepFunctionExecutionOperator(BaseOperator):
         if_not_redrivable: Literal["fail", "start_new"] = "fail",
         map_run_update: dict[str, Any] | None = None,
         stop_on_kill: bool = True,
-        wait_timeout: timedelta | float | None = None,
         max_output_xcom_bytes: int = 64 * 1024,
-        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
-        waiter_delay: float = 30,
-        waiter_max_delay: float = 300,
-        aws_conn_id: str | None = "aws_default",
-        region_name: str | None = None,
-        verify: bool | str | None = None,
-        botocore_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if if_not_redrivable not in ("fail", "start_new"):
             raise ValueError(f"if_not_redrivable must be 'fail' or 'start_new', got {if_not_redrivable!r}")
-        if waiter_delay <= 0:
-            raise ValueError(f"waiter_delay must be positive, got {waiter_delay!r}")
         self.state_machine_arn = state_machine_arn
         self.input = input
         self.name = name
@@ -180,17 +161,7 @@ class StepFunctionExecutionOperator(BaseOperator):
         self.if_not_redrivable = if_not_redrivable
         self.map_run_update = map_run_update
         self.stop_on_kill = stop_on_kill
-        self.wait_timeout = (
-            wait_timeout.total_seconds() if isinstance(wait_timeout, timedelta) else wait_timeout
-        )
         self.max_output_xcom_bytes = max_output_xcom_bytes
-        self.deferrable = deferrable
-        self.waiter_delay = waiter_delay
-        self.waiter_max_delay = waiter_max_delay
-        self.aws_conn_id = aws_conn_id
-        self.region_name = region_name
-        self.verify = verify
-        self.botocore_config = botocore_config
         self.execution_arn: str | None = None
 
     # -- validation (before any AWS call) -----------------------------------------------------
@@ -207,43 +178,23 @@ class StepFunctionExecutionOperator(BaseOperator):
             map_run_update[_MAP_RUN_SETTINGS[key]] = value
         return machine, execution_input, name, map_run_update
 
-    @property
-    def hook(self) -> StepFunctionRedriveHook:
-        return StepFunctionRedriveHook(
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            verify=self.verify,
-            config=self.botocore_config,
-        )
-
     # -- execute ------------------------------------------------------------------------------
     def execute(self, context: Context) -> Any:
         machine, execution_input, name, map_run_update = self._validated(context)
         hook = self.hook
-        try:
+        with self.aws_errors():
             self.execution_arn, action = self._start_or_resume(
                 hook, machine, name, execution_input, map_run_update, context["ti"].try_number
             )
-        except ClientError as exc:
-            raise self._aws_error(exc) from exc
         self.log.info("Execution %s: %s", self.execution_arn, action)
-        self._persist_links(context, hook, machine.unqualified)
-
-        trigger = self._trigger()
-        if self.deferrable:
-            self.defer(trigger=trigger, method_name="execute_complete")
-        return self.execute_complete(context, asyncio.run(trigger.wait()))
+        self.persist_link(StateMachineDetailsLink, context, state_machine_arn=machine.unqualified)
+        self.persist_link(StateMachineExecutionsDetailsLink, context, execution_arn=self.execution_arn)
+        return self.wait_for(self._trigger(), context)
 
     def _trigger(self) -> AwsPollingTrigger:
         assert self.execution_arn is not None
         return StepFunctionExecutionTrigger(
-            execution_arn=self.execution_arn,
-            stop_on_kill=self.stop_on_kill,
-            aws_conn_id=self.aws_conn_id,
-            region_name=self.region_name,
-            waiter_delay=self.waiter_delay,
-            waiter_max_delay=self.waiter_max_delay,
-            timeout_at=AwsPollingTrigger.deadline_after(self.wait_timeout),
+            execution_arn=self.execution_arn, stop_on_kill=self.stop_on_kill, **self.trigger_kwargs()
         )
 
     def _start_or_resume(
@@ -322,24 +273,6 @@ class StepFunctionExecutionOperator(BaseOperator):
         redrive_date = hook.redrive(execution_arn, _client_token(execution_arn, try_number))
         return f"ended {status}; redriven at {redrive_date}"
 
-    def _persist_links(self, context: Context, hook: StepFunctionRedriveHook, machine_arn: str) -> None:
-        region = hook.conn_region_name
-        partition = hook.conn_partition
-        StateMachineDetailsLink.persist(
-            context=context,
-            operator=self,
-            region_name=region,
-            aws_partition=partition,
-            state_machine_arn=machine_arn,
-        )
-        StateMachineExecutionsDetailsLink.persist(
-            context=context,
-            operator=self,
-            region_name=region,
-            aws_partition=partition,
-            execution_arn=self.execution_arn,
-        )
-
     # -- completion ---------------------------------------------------------------------------
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         event = event or {}
@@ -347,14 +280,8 @@ class StepFunctionExecutionOperator(BaseOperator):
         status = event.get("status")
         if status == STATUS_SUCCESS:
             return self._succeeded(context, event)
-        if status == STATUS_TIMEOUT:
-            raise AirflowException(
-                f"execution {self.execution_arn} still running after wait_timeout={self.wait_timeout}s"
-            )
-        if status != "failure":
-            raise AirflowException(
-                f"could not wait for execution {self.execution_arn}: {event.get('message')}"
-            )
+        if status != STATUS_FAILURE:
+            self.raise_for_event(event, f"execution {self.execution_arn}", self.wait_timeout)
         failure = self.hook.explain_failure(str(self.execution_arn))
         context["ti"].xcom_push(key="execution_status", value=failure.status)
         context["ti"].xcom_push(key="redrive_count", value=event.get("redrive_count", 0))
@@ -378,15 +305,6 @@ class StepFunctionExecutionOperator(BaseOperator):
         if output_size > self.max_output_xcom_bytes:
             return {"execution_arn": self.execution_arn, "output_bytes": output_size, "output_in_xcom": False}
         return hook.output(described)
-
-    def _aws_error(self, exc: ClientError) -> Exception:
-        action = access_denied_action(exc)
-        if action:
-            return AirflowException(
-                f"AWS denied {action} (IAM): grant it to the role of connection {self.aws_conn_id!r}. "
-                f"{describe_aws_error(exc)}"
-            )
-        return AirflowException(f"Step Functions call failed: {describe_aws_error(exc)}")
 
     def on_kill(self) -> None:
         if self.stop_on_kill and self.execution_arn:

@@ -20,12 +20,15 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from types import TracebackType
 
+    from airflow_provider_mwaaops.testing.extensions.emr_scripts import EmrControls
+    from airflow_provider_mwaaops.testing.extensions.glue_control import GlueControl
+
 #: Step Functions executions really run their definitions (Task, Parallel, Map, Fail states)
 #: instead of jumping straight to SUCCEEDED.
 DEFAULT_MOTO_CONFIG: dict[str, Any] = {"stepfunctions": {"execute_state_machine": True}}
-#: Transitions that make slow resources slow here too. A Glue job run spends about two seconds
-#: STARTING and two RUNNING, so concurrency limits (MaxConcurrentRuns) really bite.
-DEFAULT_TRANSITIONS: dict[str, dict[str, Any]] = {"glue::job_run": {"progression": "time", "seconds": 2}}
+#: Transitions (moto's state manager) that make slow resources slow here too. Glue job runs do not
+#: use one: they follow scripts (``AwsEmulator.glue``; testing/extensions/glue_job_runs.py).
+DEFAULT_TRANSITIONS: dict[str, dict[str, Any]] = {}
 DEFAULT_REGION = "us-east-1"
 #: moto accepts any credentials; fixed ones keep a user's real AWS profile out of the picture.
 ACCESS_KEY_ID = "testing"
@@ -178,6 +181,24 @@ class AwsEmulator:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{execution_arn} still {described['status']} after {timeout}s")
             time.sleep(0.1)
+
+    @property
+    def emr(self) -> EmrControls:
+        """Script what EMR steps and EMR Serverless job runs do (outcome, duration, logs, timings)."""
+        from airflow_provider_mwaaops.testing.extensions.emr_scripts import EmrControls
+
+        return EmrControls(self.region_name)
+
+    @property
+    def glue(self) -> GlueControl:
+        """Scripts what Glue job runs do (duration, outcome, ErrorMessage, log lines) in tests.
+
+        ``aws_emulator.glue.script_next_runs("etl", {"outcome": "FAILED", "error_message": "x"})``;
+        see "Glue job runs and workflows" in docs/testing.rst. ``reset()`` drops every script.
+        """
+        from airflow_provider_mwaaops.testing.extensions.glue_control import GlueControl
+
+        return GlueControl(region_name=self.region_name)
 
     # -- internals -----------------------------------------------------------------------------
     def _apply_config(self) -> None:

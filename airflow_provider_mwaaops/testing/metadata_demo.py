@@ -65,7 +65,7 @@ def _load_into_fake_snowflake(reader: ExportReader) -> dict[str, int] | None:
         import fakesnow  # noqa: F401  (only to know whether the load can run offline)
     except ImportError:
         return None
-    from airflow_provider_mwaaops.metadata.sinks.snowflake import SnowflakeMetadataLoader
+    from airflow_provider_mwaaops.metadata.analysis.snowflake import SnowflakeMetadataLoader
     from airflow_provider_mwaaops.testing.snowflake import SNOWFLAKE_CONN_ID, fake_snowflake
 
     with fake_snowflake():
@@ -75,11 +75,12 @@ def _load_into_fake_snowflake(reader: ExportReader) -> dict[str, int] | None:
 
 def export_and_report(emulator: AwsEmulator, html_path: Path) -> DemoReport:
     """Export this process's Airflow metadata to the emulator's S3 and analyse the export."""
+    from airflow_provider_mwaaops.metadata.analysis.athena import athena_ddl, format_statements
+    from airflow_provider_mwaaops.metadata.analysis.html import render, write_html
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
-    from airflow_provider_mwaaops.metadata.athena import athena_ddl, format_statements
+    from airflow_provider_mwaaops.metadata.analysis.report import report_from_reader
     from airflow_provider_mwaaops.metadata.export import run_export
     from airflow_provider_mwaaops.metadata.manifest import manifest_path
-    from airflow_provider_mwaaops.metadata.report import report_from_reader
     from airflow_provider_mwaaops.metadata.sinks import open_sink
     from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource
 
@@ -91,12 +92,12 @@ def export_and_report(emulator: AwsEmulator, html_path: Path) -> DemoReport:
             manifest = run_export(source, sink)
         finally:
             source.close()
-        reader = ExportReader.open(DEMO_EXPORTS, aws_conn_id=emulator.conn_id, verify=True)
+        reader = ExportReader.open(DEMO_EXPORTS, aws_conn_id=emulator.conn_id, verify_checksums=True)
         report = report_from_reader(reader)
         html_path.parent.mkdir(parents=True, exist_ok=True)
-        html_path.write_text(report.to_html(), encoding="utf-8")
-        html_s3 = report.write_html(
-            f"s3://{DEMO_BUCKET}/reports/metadata-report.html", aws_conn_id=emulator.conn_id
+        html_path.write_text(render(report), encoding="utf-8")
+        html_s3 = write_html(
+            report, f"s3://{DEMO_BUCKET}/reports/metadata-report.html", aws_conn_id=emulator.conn_id
         )
         ddl = athena_ddl(reader, ATHENA_DATABASE, tables=["dag_run", "task_instance"])
         snowflake_rows = _load_into_fake_snowflake(reader)

@@ -46,12 +46,7 @@ class StepFunctionExecutionTrigger(AwsPollingTrigger):
             "redrive_count": int(described.get("redriveCount", 0)),
         }
 
-    async def on_kill(self) -> None:
-        """Stop the execution when a user kills the task while it is deferred (Airflow 3.3+)."""
-        if not self.stop_on_kill:
-            return
-        client = await self.client()
-        self.log.info("Stopping %s because the task was killed", self.execution_arn)
+    async def stop(self, client: Any) -> None:
         await client.stop_execution(
             executionArn=self.execution_arn,
             error="Airflow.TaskKilled",

@@ -10,7 +10,9 @@ from airflow_provider_mwaaops.cli import main
 def test_export_then_verify(mwaaops_airflow, tmp_path, capsys):
     url = mwaaops_airflow.sql_alchemy_conn
     base = tmp_path / "exports"
-    code = main(["metadata", "export", "--url", url, "--to", str(base), "--export-id", "c1", "--json"])
+    code = main(
+        ["metadata", "export", "--url", url, "--export-uri", str(base), "--export-id", "c1", "--json"]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     # In this process Airflow 2's logging config prints INFO records to stdout as well.
@@ -23,7 +25,7 @@ def test_export_then_verify(mwaaops_airflow, tmp_path, capsys):
     assert "export c1: OK" in capsys.readouterr().out
 
     # A second export under the same id is refused, naming the manifest that exists.
-    assert main(["metadata", "export", "--url", url, "--to", str(base), "--export-id", "c1"]) == 2
+    assert main(["metadata", "export", "--url", url, "--export-uri", str(base), "--export-id", "c1"]) == 2
     assert "already complete" in capsys.readouterr().err
 
     # An altered file fails verification (exit 1) and is named.
@@ -39,11 +41,11 @@ def test_export_then_verify(mwaaops_airflow, tmp_path, capsys):
 
 def test_bad_input_is_a_usage_error(mwaaops_airflow, tmp_path, capsys):
     url = mwaaops_airflow.sql_alchemy_conn
-    assert main(["metadata", "export", "--url", url, "--to", str(tmp_path), "--tables", "nope"]) == 2
+    assert main(["metadata", "export", "--url", url, "--export-uri", str(tmp_path), "--tables", "nope"]) == 2
     assert "unknown metadata table 'nope'" in capsys.readouterr().err
-    assert main(["metadata", "export", "--url", url, "--to", "ftp://x/y"]) == 2
+    assert main(["metadata", "export", "--url", url, "--export-uri", "ftp://x/y"]) == 2
     assert "unsupported export location" in capsys.readouterr().err
     assert main(["metadata", "verify", str(tmp_path / "empty")]) == 2
     assert "no complete export" in capsys.readouterr().err
-    assert main(["metadata", "export", "--url", url, "--to", str(tmp_path), "--secrets", "kms"]) == 2
+    assert main(["metadata", "export", "--url", url, "--export-uri", str(tmp_path), "--secrets", "kms"]) == 2
     assert "kms_key_id" in capsys.readouterr().err

@@ -186,7 +186,7 @@ def export(
 ) -> str:
     from airflow_provider_mwaaops.metadata.export import run_export
     from airflow_provider_mwaaops.metadata.secrets import SecretCipher
-    from airflow_provider_mwaaops.metadata.sinks.base import open_sink
+    from airflow_provider_mwaaops.metadata.sinks import open_sink
     from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource
     from airflow_provider_mwaaops.metadata.tables import TABLES
 

@@ -176,14 +176,14 @@ def test_postgres_streams_restart_in_big_blocks_and_span_statements(
 ):
     if source_airflow.backend != "postgres":
         pytest.skip("the COPY fast path is PostgreSQL's")
-    from airflow_provider_mwaaops.metadata.sources import database
+    from airflow_provider_mwaaops.metadata.sources import pg_copy_reader
 
     reference = export(source_airflow, tmp_path, export_id="ref", chunk_rows=3)
     # Rows over 128 bytes make the stream start again in big blocks from its last whole chunk;
     # two chunks per COPY make every table of more than 6 rows take several statements.
-    monkeypatch.setattr(database, "BLOCK_BYTES", 128)
-    monkeypatch.setattr(database, "CHUNKS_PER_COPY", 2)
-    with caplog.at_level("INFO", logger=database.__name__):
+    monkeypatch.setattr(pg_copy_reader, "BLOCK_BYTES", 128)
+    monkeypatch.setattr(pg_copy_reader, "CHUNKS_PER_COPY", 2)
+    with caplog.at_level("INFO", logger=pg_copy_reader.__name__):
         small = export(source_airflow, tmp_path, export_id="small", chunk_rows=3)
     assert "reading on in larger blocks" in caplog.text
     assert checksums(small) == checksums(reference)

@@ -408,7 +408,7 @@ def test_incremental_rest_export_of_runs_filters_on_updated_at(
 
 @airflow3
 def test_export_operator_with_the_rest_source(small_page_api: Any, history: Any, tmp_path: Path) -> None:
-    """MetadataExportOperator(source="rest") in a DAG run, configured the way a deployment is: [mwaaops]."""
+    """MetadataExportOperator(read_from="rest") in a DAG run, configured as a deployment is: [mwaaops]."""
     from airflow_provider_mwaaops.compat import DAG
     from airflow_provider_mwaaops.operators.metadata import MetadataExportOperator
     from airflow_provider_mwaaops.testing.dag_runner import run_dag
@@ -416,7 +416,10 @@ def test_export_operator_with_the_rest_source(small_page_api: Any, history: Any,
 
     with DAG("rest_src_export", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         MetadataExportOperator(
-            task_id="export", destination=str(tmp_path), source="rest", tables=["dag_run", "log", "slot_pool"]
+            task_id="export",
+            export_uri=str(tmp_path),
+            read_from="rest",
+            tables=["dag_run", "log", "slot_pool"],
         )
     environ = {
         "AIRFLOW__MWAAOPS__API_URL": small_page_api.url,
@@ -441,5 +444,7 @@ def test_export_operator_with_the_rest_source(small_page_api: Any, history: Any,
 def test_export_operator_refuses_the_rest_source_on_airflow_2(tmp_path: Path) -> None:
     from airflow_provider_mwaaops.operators.metadata import MetadataExportOperator
 
-    with pytest.raises(ValueError, match=r"source='rest' reads Airflow 3's REST API v2.*source='database'"):
-        MetadataExportOperator(task_id="export", destination=str(tmp_path), source="rest")
+    with pytest.raises(
+        ValueError, match=r"read_from='rest' reads Airflow 3's REST API v2.*read_from='database'"
+    ):
+        MetadataExportOperator(task_id="export", export_uri=str(tmp_path), read_from="rest")

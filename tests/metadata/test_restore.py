@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 from airflow_provider_mwaaops.metadata.restore import RestoreError, RestoreOptions, restore_metadata
 from airflow_provider_mwaaops.metadata.restore.compare import compare_exports
 from airflow_provider_mwaaops.metadata.secrets import SecretCipher
-from airflow_provider_mwaaops.metadata.sinks.base import open_sink
+from airflow_provider_mwaaops.metadata.sinks import open_sink
 from airflow_provider_mwaaops.testing.airflow_env import IsolatedAirflow
 
 POPULATE = str(Path(__file__).with_name("populate_source.py"))

@@ -12,7 +12,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from airflow_provider_mwaaops.metadata.restore import RestoreOptions
-from airflow_provider_mwaaops.metadata.sinks.base import open_sink
+from airflow_provider_mwaaops.metadata.sinks import open_sink
 from airflow_provider_mwaaops.testing.airflow_env import IsolatedAirflow
 
 POPULATE = str(Path(__file__).with_name("populate_source.py"))

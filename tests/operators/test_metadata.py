@@ -30,9 +30,9 @@ def test_export_id_for_run_is_valid_and_stable():
 
 def test_bad_parameters_fail_at_parse_time():
     with pytest.raises(ValueError, match="mode='sometimes'"):
-        MetadataExportOperator(task_id="x", destination="/tmp", mode="sometimes")
+        MetadataExportOperator(task_id="x", export_uri="/tmp", mode="sometimes")
     with pytest.raises(ValueError, match="secrets='plain'"):
-        MetadataExportOperator(task_id="x", destination="/tmp", secrets="plain")
+        MetadataExportOperator(task_id="x", export_uri="/tmp", secrets="plain")
 
 
 def test_retry_of_a_completed_export_returns_it(mwaaops_airflow, tmp_path):
@@ -41,7 +41,7 @@ def test_retry_of_a_completed_export_returns_it(mwaaops_airflow, tmp_path):
     with DAG("ops", schedule=None):
         op = MetadataExportOperator(
             task_id="export",
-            destination=str(tmp_path),
+            export_uri=str(tmp_path),
             sql_alchemy_url=mwaaops_airflow.sql_alchemy_conn,
             tables=["log_template", "slot_pool"],
         )
@@ -69,7 +69,7 @@ def test_kms_encrypted_secrets(mwaaops_airflow, aws_emulator, tmp_path):
     with DAG("ops_kms", schedule=None):
         op = MetadataExportOperator(
             task_id="export",
-            destination="s3://dr-exports/meta",
+            export_uri="s3://dr-exports/meta",
             sql_alchemy_url=mwaaops_airflow.sql_alchemy_conn,
             tables=["variable"],
             secrets="kms",
@@ -91,3 +91,20 @@ def test_kms_encrypted_secrets(mwaaops_airflow, aws_emulator, tmp_path):
     cipher = cipher_for_manifest(manifest.secrets, aws_conn_id="aws_default")
     assert cipher is not None
     assert cipher.decrypt(values["kms_canary"]) == "kms-canary-value-91"
+
+
+@pytest.mark.parametrize(
+    "operator",
+    [
+        "operators.metadata.MetadataExportOperator",
+        "operators.metadata_restore.MetadataRestoreOperator",
+        "operators.metadata_analysis.MetadataReportOperator",
+        "operators.metadata_analysis.MetadataSnowflakeLoadOperator",
+    ],
+)
+def test_every_metadata_operator_templates_its_location_and_aws_settings(operator):
+    import importlib
+
+    module, _, name = operator.rpartition(".")
+    cls = getattr(importlib.import_module(f"airflow_provider_mwaaops.{module}"), name)
+    assert {"export_uri", "aws_conn_id", "region_name"} <= set(cls.template_fields)

@@ -92,7 +92,7 @@ def restore_dag(dag_id: str, exports: Path, url: str, **kwargs: Any) -> Any:
     with DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1)) as dag:
         MetadataRestoreOperator(
             task_id="restore",
-            source=str(exports),
+            export_uri=str(exports),
             target_sql_alchemy_url=url,
             task_token="{{ dag_run.conf['task_token'] }}",
             **kwargs,
@@ -161,7 +161,7 @@ def test_airflow3_needs_an_explicit_target_airflow2_defaults_to_its_own_db():
     from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS, AirflowException
     from airflow_provider_mwaaops.operators.metadata_restore import MetadataRestoreOperator
 
-    operator = MetadataRestoreOperator(task_id="r", source="/tmp/none")
+    operator = MetadataRestoreOperator(task_id="r", export_uri="/tmp/none")
     if AIRFLOW_V_3_0_PLUS:
         with pytest.raises(AirflowException, match="may not write the metadata database"):
             operator.target_url()
@@ -175,6 +175,6 @@ def test_bad_arguments_are_refused_at_parse_time():
     from airflow_provider_mwaaops.operators.metadata_restore import MetadataRestoreOperator
 
     with pytest.raises(ValueError, match="target="):
-        MetadataRestoreOperator(task_id="r", source="x", target="ftp")
+        MetadataRestoreOperator(task_id="r", export_uri="x", target="ftp")
     with pytest.raises(ValueError, match="not both"):
-        MetadataRestoreOperator(task_id="r", source="x", target_conn_id="a", target_sql_alchemy_url="b")
+        MetadataRestoreOperator(task_id="r", export_uri="x", target_conn_id="a", target_sql_alchemy_url="b")

@@ -10,7 +10,7 @@ from airflow_provider_mwaaops.metadata.analysis import svg
 from airflow_provider_mwaaops.metadata.analysis.console import format_ratio, format_seconds
 
 if TYPE_CHECKING:
-    from airflow_provider_mwaaops.metadata.report import MetadataReport, MonthlyStats
+    from airflow_provider_mwaaops.metadata.analysis.report import MetadataReport, MonthlyStats
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem; color: #212121; }
@@ -28,12 +28,25 @@ svg .chart-title { font-size: 12px; font-weight: 600; fill: #212121; }
 """
 
 
+def write_html(
+    report: MetadataReport, uri: str, *, aws_conn_id: str | None = None, region_name: str | None = None
+) -> str:
+    """Write :func:`render`'s page to a local path or an ``s3://`` URI; returns where it went.
+
+    Goes through the export sinks, so the file appears whole or not at all, like export files.
+    """
+    from airflow_provider_mwaaops.metadata.sinks import write_file
+
+    return write_file(uri, render(report).encode(), aws_conn_id=aws_conn_id, region_name=region_name)
+
+
 def render(report: MetadataReport) -> str:
-    """The whole page; every value is escaped, since DAG and task ids are user text."""
+    """The whole page (inline SVG charts, no script) to open offline or attach to a mail; every
+    value is escaped, since DAG and task ids are user text."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>Airflow metadata report - {escape(report.source)}</title>",
+        f"<title>Airflow metadata report - {escape(report.export_uri)}</title>",
         f"<style>{_CSS}</style></head><body>",
         "<h1>Airflow metadata report</h1>",
         _provenance(report),
@@ -56,7 +69,7 @@ def _provenance(report: MetadataReport) -> str:
     )
     exports = ", ".join(escape(export_id) for export_id in report.export_ids)
     return (
-        f"<p class='meta'>Source: <code>{escape(report.source)}</code><br>"
+        f"<p class='meta'>Source: <code>{escape(report.export_uri)}</code><br>"
         f"Generated {escape(report.generated_at.isoformat(timespec='seconds'))} from "
         f"{len(report.export_ids)} complete export(s): {exports}<br>"
         "Rows exported more than once (a full export and later incremental ones) count once, "

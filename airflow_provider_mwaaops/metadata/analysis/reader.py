@@ -86,11 +86,11 @@ class ExportReader:
         storage_options: dict[str, Any] | None = None,
         aws_conn_id: str | None = None,
         region_name: str | None = None,
-        verify: bool = False,
+        verify_checksums: bool = False,
     ) -> ExportReader:
         """Find the complete exports at ``uri``: one export's folder, or the base of many.
 
-        ``verify`` checks every listed file's size and sha256 first (reads every byte once);
+        ``verify_checksums`` checks every listed file's size and sha256 first (reads every byte once);
         without it only the columns the analysis needs are read.
         """
         sink = _open_sink(uri, storage_options, aws_conn_id, region_name)
@@ -107,7 +107,7 @@ class ExportReader:
                     "below it (an export without its manifest was interrupted and is ignored)"
                 )
             manifests = [load_manifest(sink, export_id) for export_id in export_ids]
-            if verify:
+            if verify_checksums:
                 for manifest in manifests:
                     verify_export(sink, manifest)
         except ExportError as exc:

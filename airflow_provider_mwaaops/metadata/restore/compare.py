@@ -24,10 +24,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken, MultiFernet
 
 from airflow_provider_mwaaops.metadata.manifest import Manifest, load_manifest, read_table
-from airflow_provider_mwaaops.metadata.secrets import SecretCipher
+from airflow_provider_mwaaops.metadata.secrets import SecretCipher, fernet_from_keys
 from airflow_provider_mwaaops.metadata.sinks.base import Sink
 from airflow_provider_mwaaops.metadata.tables import get_table
 
@@ -70,11 +70,6 @@ class ExportComparison:
             for row in result.only_in_b[:limit]:
                 lines.append(f"  only in second: {row}")
         return "\n".join(lines)
-
-
-def _fernet(keys: str | None) -> MultiFernet | None:
-    parts = [k.strip() for k in (keys or "").split(",") if k.strip()]
-    return MultiFernet([Fernet(k.encode()) for k in parts]) if parts else None
 
 
 def _canonical(value: Any, kind: str) -> Any:
@@ -130,7 +125,7 @@ def compare_exports(
     """Row-by-row comparison of every table of export A with the same table in export B."""
     manifest_a = load_manifest(sink_a, export_a)
     manifest_b = load_manifest(sink_b, export_b)
-    fernet_a, fernet_b = _fernet(fernet_key_a), _fernet(fernet_key_b)
+    fernet_a, fernet_b = fernet_from_keys(fernet_key_a), fernet_from_keys(fernet_key_b)
     ignore: dict[str, list[str]] = {name: list(cols) for name, cols in ALWAYS_IGNORED.items()}
     for name, cols in (ignore_columns or {}).items():
         ignore.setdefault(name, []).extend(cols)

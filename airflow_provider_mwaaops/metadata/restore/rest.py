@@ -20,7 +20,6 @@ given a database connection to the target.
 
 from __future__ import annotations
 
-import json
 import time
 from typing import Any
 from urllib.parse import quote
@@ -217,7 +216,3 @@ def restore_through_api(
     if skipped:
         report.ignored_columns["(not restorable through the API; needs database access)"] = skipped
     return report
-
-
-def describe_json(report: RestoreReport) -> str:
-    return json.dumps(report.as_dict(), indent=2, default=str)

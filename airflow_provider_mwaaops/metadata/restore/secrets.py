@@ -15,33 +15,21 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.fernet import InvalidToken
 
-from airflow_provider_mwaaops.metadata.secrets import SecretCipher, SecretKeyError
+from airflow_provider_mwaaops.metadata.secrets import (
+    ENCRYPTED_FLAGS,
+    SecretCipher,
+    SecretKeyError,
+    fernet_from_keys,
+)
 
-#: (table, column, flag column that says whether the stored value is encrypted)
-_EXPORT_SECRETS: dict[str, tuple[tuple[str, str], ...]] = {
-    "variable": (("val", "is_encrypted"),),
-    "connection": (("password", "is_encrypted"), ("extra", "is_extra_encrypted")),
-}
 #: Columns without which a row cannot be inserted (a variable with no value is not a variable).
 REQUIRED_FOR_INSERT: dict[str, tuple[str, ...]] = {"variable": ("val",), "trigger": ("kwargs",)}
 #: Values a newly inserted row gets for secret flags the export left out (NOT NULL on Airflow 3).
 INSERT_DEFAULTS: dict[str, dict[str, Any]] = {
-    "variable": {"is_encrypted": False},
-    "connection": {"is_encrypted": False, "is_extra_encrypted": False},
+    table: dict.fromkeys(flags.values(), False) for table, flags in ENCRYPTED_FLAGS.items()
 }
-
-
-def _fernet(keys: str | None) -> MultiFernet | None:
-    """Airflow's own reading of ``[core] fernet_key``: comma-separated keys, first encrypts."""
-    parts = [part.strip() for part in (keys or "").split(",") if part.strip()]
-    if not parts:
-        return None
-    try:
-        return MultiFernet([Fernet(part.encode()) for part in parts])
-    except (ValueError, TypeError) as err:
-        raise SecretKeyError("the Fernet key given for the target (or the source) is not valid") from err
 
 
 class SecretCodec:
@@ -60,8 +48,8 @@ class SecretCodec:
         source_fernet_key: str | None = None,
     ) -> None:
         self.export_cipher = export_cipher
-        self.target = _fernet(target_fernet_key)
-        self.source = _fernet(source_fernet_key)
+        self.target = fernet_from_keys(target_fernet_key)
+        self.source = fernet_from_keys(source_fernet_key)
         #: Count per "table.column and reason", for the report.
         self.notes: dict[str, int] = {}
 
@@ -73,7 +61,7 @@ class SecretCodec:
         """The row with secrets in plain text; excluded ones dropped; or a reason to skip it."""
         if table == "trigger":
             return self._incoming_trigger(row)
-        for column, flag in _EXPORT_SECRETS.get(table, ()):
+        for column, flag in ENCRYPTED_FLAGS.get(table, {}).items():
             if column not in row:
                 continue
             value = row.pop(column)
@@ -116,7 +104,7 @@ class SecretCodec:
                 with contextlib.suppress(InvalidToken):
                     row["kwargs"] = self.target.decrypt(str(row["kwargs"]).encode()).decode()
             return row
-        for column, flag in _EXPORT_SECRETS.get(table, ()):
+        for column, flag in ENCRYPTED_FLAGS.get(table, {}).items():
             if row.get(flag) and row.get(column) is not None and self.target is not None:
                 with contextlib.suppress(InvalidToken):
                     row[column] = self.target.decrypt(str(row[column]).encode()).decode()
@@ -129,7 +117,7 @@ class SecretCodec:
             if self.target is not None and sealed.get("kwargs") is not None:
                 sealed["kwargs"] = self.target.encrypt(str(sealed["kwargs"]).encode()).decode()
             return sealed
-        for column, flag in _EXPORT_SECRETS.get(table, ()):
+        for column, flag in ENCRYPTED_FLAGS.get(table, {}).items():
             if column in sealed and sealed[column] is not None:
                 if self.target is not None:
                     sealed[column] = self.target.encrypt(str(sealed[column]).encode()).decode()

@@ -8,7 +8,7 @@ and 2.0 (Airflow 3). Only PostgreSQL (MWAA's backend) and SQLite are supported w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -71,15 +71,6 @@ class TargetSchema:
     def primary_key(self, name: str) -> tuple[str, ...]:
         return tuple(column.name for column in self.table(name).primary_key.columns)
 
-    def unique_keys(self, name: str) -> list[tuple[str, ...]]:
-        keys = [self.primary_key(name)]
-        for constraint in self._inspector.get_unique_constraints(name):
-            keys.append(tuple(str(c) for c in constraint["column_names"]))
-        for index in self._inspector.get_indexes(name):
-            if index.get("unique"):
-                keys.append(tuple(str(c) for c in index["column_names"]))
-        return keys
-
 
 def is_integer_column(column: sa.Column) -> bool:
     try:
@@ -121,17 +112,6 @@ def upsert(
         else:
             statement = statement.on_conflict_do_nothing(index_elements=list(conflict_key))
         connection.execute(statement, group)
-
-
-def existing_values(connection: Connection, table: sa.Table, column: str, values: Iterable[Any]) -> set[Any]:
-    """Which of ``values`` the target's ``table.column`` already holds."""
-    wanted = list({value for value in values if value is not None})
-    found: set[Any] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        result = connection.execute(sa.select(table.c[column]).where(table.c[column].in_(chunk)))
-        found.update(row[0] for row in result)
-    return found
 
 
 class IdAllocator:

@@ -106,7 +106,3 @@ def comparable(value: Any) -> Any:
     if isinstance(value, bool):
         return int(value)
     return value
-
-
-def same_row(a: dict[str, Any], b: dict[str, Any], columns: list[str]) -> bool:
-    return all(comparable(a.get(name)) == comparable(b.get(name)) for name in columns)

@@ -52,20 +52,3 @@ class Sink(metaclass=abc.ABCMeta):
     def storage_options(self) -> dict[str, Any]:
         """fsspec/DuckDB options a reader needs to open :meth:`full_path` (credentials, endpoint)."""
         return {}
-
-
-def open_sink(url: str, aws_conn_id: str | None = None, **options: Any) -> Sink:
-    """The sink for ``url``: ``s3://bucket/prefix`` or a local path (``file://`` or plain).
-
-    ``aws_conn_id`` names the Airflow AWS connection for S3 (credentials, region, endpoint); with
-    ``None`` the usual boto environment (variables, instance role) is used.
-    """
-    if url.startswith("s3://") or url.startswith("s3a://"):
-        from airflow_provider_mwaaops.metadata.sinks.s3 import S3Sink
-
-        return S3Sink(url, aws_conn_id=aws_conn_id, **options)
-    if "://" in url and not url.startswith("file://"):
-        raise ValueError(f"unsupported export location {url!r}: use s3://bucket/prefix or a local path")
-    from airflow_provider_mwaaops.metadata.sinks.local import LocalSink
-
-    return LocalSink(url.removeprefix("file://"))

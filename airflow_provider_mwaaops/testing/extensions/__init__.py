@@ -21,7 +21,15 @@ def install_all() -> None:
         if _installed:
             return
         from airflow_provider_mwaaops.testing.extensions import (
+            emr_serverless_jobs,
+            emr_steps,
+            glue_job_api,
+            glue_job_logs,
+            glue_job_runs,
             glue_jobs,
+            glue_workflow_graph,
+            glue_workflow_runs,
+            glue_workflows_api,
             mwaa_rest_api,
             stepfunctions_api,
             stepfunctions_callbacks,
@@ -47,7 +55,15 @@ def install_all() -> None:
         stepfunctions_executions.install()
         stepfunctions_callbacks.install()  # SendTaskFailure's cause (engineer H5, metadata restore)
         glue_jobs.install()
+        glue_job_runs.install()  # Glue job runs, logs and workflows as AWS runs them (engineer glue-emulator)
+        glue_job_api.install()
+        glue_job_logs.install()
+        glue_workflow_graph.install()
+        glue_workflow_runs.install()
+        glue_workflows_api.install()
         mwaa_rest_api.install()  # MWAA environments and InvokeRestApi (engineer H7)
+        emr_serverless_jobs.install()  # EMR Serverless job runs and applications (issue 13)
+        emr_steps.install()  # EMR steps: order, failures, ActionOnFailure, CancelSteps (issue 13)
         _installed = True
 
 

@@ -60,3 +60,15 @@ def subclasses_defining(root: type, name: str) -> Iterator[type]:
         pending.extend(cls.__subclasses__())
         if name in cls.__dict__:
             yield cls
+
+
+def replaced_by(function: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A ``make`` for :func:`wrap_method` that ignores the original (a handler rewritten whole)."""
+
+    def make(_original: Callable[..., Any]) -> Callable[..., Any]:
+        def replacement(*args: Any, **kwargs: Any) -> Any:
+            return function(*args, **kwargs)
+
+        return replacement
+
+    return make

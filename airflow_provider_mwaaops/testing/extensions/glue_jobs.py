@@ -37,6 +37,7 @@ _FIELDS: dict[str, tuple[str, Any]] = {
     "NumberOfWorkers": ("number_of_workers", None),
     "WorkerType": ("worker_type", None),
     "ExecutionClass": ("execution_class", "STANDARD"),
+    "JobRunQueuingEnabled": ("job_run_queuing_enabled", None),  # kept by glue_job_api
 }
 
 

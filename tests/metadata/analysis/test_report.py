@@ -89,43 +89,7 @@ def _shape_tasks(run_id: str, start: datetime, factor: int) -> None:
             )
 
 
-def _shape_run(run_id: str, start: datetime, seconds: int, state: str, touched: datetime) -> None:
-    """Move a finished run to a known time and length, as months of history would have left it."""
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import update
-
-    with create_session() as session:
-        session.execute(
-            update(DagRun)
-            .where(DagRun.dag_id == DAG_ID, DagRun.run_id == run_id)
-            .values(
-                start_date=start,
-                end_date=start + timedelta(seconds=seconds),
-                queued_at=start,
-                state=state,
-                updated_at=touched,
-            )
-            .execution_options(synchronize_session=False)
-        )
-
-
-def _export(base: Path | str, export_id: str, mode: str = "full", **sink_options):
-    from airflow_provider_mwaaops.metadata.export import run_export
-    from airflow_provider_mwaaops.metadata.sinks import open_sink
-    from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource
-
-    source = DatabaseSource()
-    try:
-        return run_export(
-            source,
-            open_sink(str(base), **sink_options),
-            export_id=export_id,
-            mode=mode,
-            tables=["dag_run", "task_instance"],
-        )
-    finally:
-        source.close()
+TABLES = ["dag_run", "task_instance"]
 
 
 @dataclass
@@ -137,9 +101,16 @@ class History:
 
 
 @pytest.fixture(scope="module")
-def history(mwaaops_airflow, tmp_path_factory) -> History:
+def history(mwaaops_airflow, tmp_path_factory, update_run, export_history) -> History:
     """Runs of the probe DAG, a full export, then one changed and one new run and an incremental."""
     from airflow_provider_mwaaops.testing.dag_runner import run_dag
+
+    def _shape_run(run_id: str, start: datetime, seconds: int, state: str, touched: datetime) -> None:
+        """Move a finished run to a known time and length, as months of history would have left it."""
+        end = start + timedelta(seconds=seconds)
+        update_run(
+            DAG_ID, run_id, start_date=start, end_date=end, queued_at=start, state=state, updated_at=touched
+        )
 
     dag = build_probe_dag()
     base = tmp_path_factory.mktemp("exports")
@@ -154,8 +125,8 @@ def history(mwaaops_airflow, tmp_path_factory) -> History:
         _shape_run(run_id, start, seconds, state, touched)
         _shape_tasks(run_id, start, i + 1)
 
-    _export(base / "full_only", export_id="e1-full")
-    _export(base / "with_incremental", export_id="e1-full")
+    export_history(base / "full_only", "e1-full", "full", TABLES)
+    export_history(base / "with_incremental", "e1-full", "full", TABLES)
 
     # After the full export: the failed January run is repaired (cleared and rerun to success,
     # 500 s long) and a new run lands in April. Both reach only the incremental export.
@@ -163,7 +134,7 @@ def history(mwaaops_airflow, tmp_path_factory) -> History:
     _shape_run(run_ids[2], RUN_SHAPES[2][0], 500, "success", now)
     late = run_dag(dag, conf={})
     _shape_run(late.run_id, datetime(2026, 4, 2, 12, 0, tzinfo=UTC), 1000, "success", now)
-    _export(base / "with_incremental", mode="incremental", export_id="e2-incremental")
+    export_history(base / "with_incremental", "e2-incremental", "incremental", TABLES)
     return History(base / "full_only", base / "with_incremental", run_ids, late.run_id)
 
 
@@ -172,7 +143,7 @@ def _probe_months(report) -> dict[date, object]:
 
 
 def test_monthly_figures_from_a_full_export(history):
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     report = build_report(str(history.full_only), top=1000)
     months = _probe_months(report)
@@ -194,7 +165,7 @@ def test_monthly_figures_from_a_full_export(history):
 
 
 def test_retry_hot_spots_and_slowest_tasks(history):
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     report = build_report(str(history.full_only), top=1000)
 
@@ -217,8 +188,8 @@ def test_retry_hot_spots_and_slowest_tasks(history):
 
 
 def test_rows_repeated_by_an_incremental_export_count_once_latest_wins(history):
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
     from airflow_provider_mwaaops.metadata.manifest import load_manifest, read_table
-    from airflow_provider_mwaaops.metadata.report import build_report
     from airflow_provider_mwaaops.metadata.sinks import open_sink
 
     sink = open_sink(str(history.with_incremental))
@@ -248,7 +219,7 @@ def test_rows_repeated_by_an_incremental_export_count_once_latest_wins(history):
 def test_an_interrupted_export_is_ignored(history, tmp_path):
     import shutil
 
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     base = tmp_path / "exports"
     shutil.copytree(history.full_only, base)
@@ -267,7 +238,7 @@ def test_an_interrupted_export_is_ignored(history, tmp_path):
 
 def test_no_complete_export_is_a_clear_error(tmp_path):
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReadError
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     (tmp_path / "e1" / "dag_run").mkdir(parents=True)
     with pytest.raises(ExportReadError, match=r"no complete export at .*manifest\.json"):
@@ -275,11 +246,12 @@ def test_no_complete_export_is_a_clear_error(tmp_path):
 
 
 def test_html_is_self_contained_with_charts(history, tmp_path):
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.html import write_html
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     report = build_report(str(history.with_incremental), top=5)
     out = tmp_path / "report.html"
-    report.write_html(str(out))
+    write_html(report, str(out))
     html = out.read_text()
 
     assert html.startswith("<!DOCTYPE html>")
@@ -295,7 +267,7 @@ def test_html_is_self_contained_with_charts(history, tmp_path):
 
 
 def test_console_table_lists_every_month(history):
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     text = build_report(str(history.with_incremental), top=5).console_table()
     lines = [line for line in text.splitlines() if line.startswith(DAG_ID)]
@@ -305,11 +277,11 @@ def test_console_table_lists_every_month(history):
     assert "Retry hot spots" in text
 
 
-def test_report_reads_an_export_in_the_emulators_s3(history, aws_emulator):
-    from airflow_provider_mwaaops.metadata.report import build_report
+def test_report_reads_an_export_in_the_emulators_s3(history, aws_emulator, export_history):
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
 
     aws_emulator.client("s3").create_bucket(Bucket="mwaaops-exports")
-    _export("s3://mwaaops-exports/airflow", export_id="s3-full", aws_conn_id="aws_default")
+    export_history("s3://mwaaops-exports/airflow", "s3-full", "full", TABLES, aws_conn_id="aws_default")
 
     report = build_report("s3://mwaaops-exports/airflow", aws_conn_id="aws_default", top=1000)
     local = build_report(str(history.with_incremental), top=1000)

@@ -17,83 +17,39 @@ DATABASE = "airflow_history"
 LOCATION = "s3://athena-bucket/exports"
 
 
-def _probe_dag():
-    from airflow_provider_mwaaops.compat import DAG, task
-
-    with DAG(DAG_ID, schedule=None, start_date=datetime(2025, 1, 1), catchup=False) as dag:
-
-        @task
-        def work(**context) -> None:
-            if (context["dag_run"].conf or {}).get("fail"):
-                raise ValueError("asked to fail")
-
-        work()
-    return dag
-
-
-def _shape(run_id: str, start: datetime, seconds: int, state: str) -> None:
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import update
-
-    with create_session() as session:
-        session.execute(
-            update(DagRun)
-            .where(DagRun.dag_id == DAG_ID, DagRun.run_id == run_id)
-            .values(
-                start_date=start,
-                end_date=start + timedelta(seconds=seconds),
-                state=state,
-                updated_at=datetime.now(UTC),
-            )
-            .execution_options(synchronize_session=False)
-        )
-
-
-def _export(base: str, export_id: str, mode: str, **options):
-    from airflow_provider_mwaaops.metadata.export import run_export
-    from airflow_provider_mwaaops.metadata.sinks import open_sink
-    from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource
-
-    source = DatabaseSource()
-    try:
-        return run_export(
-            source,
-            open_sink(base, **options),
-            export_id=export_id,
-            mode=mode,
-            tables=["dag_run", "task_instance", "slot_pool"],
-        )
-    finally:
-        source.close()
-
-
 @dataclass
 class Exports:
     base: Path
     export_ids: list[str]
 
 
+TABLES = ["dag_run", "task_instance", "slot_pool"]
+
+
 @pytest.fixture(scope="module")
-def exports(mwaaops_airflow, tmp_path_factory) -> Exports:
+def exports(mwaaops_airflow, tmp_path_factory, fail_on_request_dag, update_run, export_history) -> Exports:
     from airflow_provider_mwaaops.testing.dag_runner import run_dag
 
-    dag = _probe_dag()
+    def _shape(run_id: str, start: datetime, seconds: int, state: str) -> None:
+        end = start + timedelta(seconds=seconds)
+        update_run(DAG_ID, run_id, start_date=start, end_date=end, state=state, updated_at=datetime.now(UTC))
+
+    dag = fail_on_request_dag(DAG_ID)
     base = tmp_path_factory.mktemp("athena-exports")
     first = run_dag(dag, conf={"fail": True})
     _shape(first.run_id, datetime(2026, 1, 15, tzinfo=UTC), 60, "failed")
     second = run_dag(dag)
     _shape(second.run_id, datetime(2026, 2, 15, tzinfo=UTC), 120, "success")
-    _export(str(base), "20260301T000000Z", "full")
+    export_history(base, "20260301T000000Z", "full", TABLES)
     # The failed January run is repaired after the full export: the incremental carries it again.
     _shape(first.run_id, datetime(2026, 1, 15, tzinfo=UTC), 180, "success")
-    _export(str(base), "20260302T000000Z", "incremental")
+    export_history(base, "20260302T000000Z", "incremental", TABLES)
     return Exports(base, ["20260301T000000Z", "20260302T000000Z"])
 
 
 def _statements(exports: Exports, **kwargs) -> list[str]:
+    from airflow_provider_mwaaops.metadata.analysis.athena import athena_ddl
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
-    from airflow_provider_mwaaops.metadata.athena import athena_ddl
 
     return athena_ddl(ExportReader.open(str(exports.base)), DATABASE, location=LOCATION, **kwargs)
 
@@ -117,7 +73,7 @@ def _manifests(exports: Exports):
 
 @pytest.mark.parametrize("table", ["dag_run", "task_instance", "slot_pool"])
 def test_columns_and_types_match_every_exported_file(exports, table):
-    from airflow_provider_mwaaops.metadata.athena import athena_type
+    from airflow_provider_mwaaops.metadata.analysis.athena import athena_type
 
     ddl = _create_table(_statements(exports), table)
     declared = re.findall(r"^  `([^`]+)` (\S+?),?$", ddl.split("PARTITIONED BY")[0], flags=re.M)
@@ -161,7 +117,7 @@ def test_views_give_the_reports_monthly_figures(exports):
     """Run the printed views on DuckDB over the same files; they must agree with the report."""
     import duckdb
 
-    from airflow_provider_mwaaops.metadata.report import build_report
+    from airflow_provider_mwaaops.metadata.analysis.report import build_report
     from airflow_provider_mwaaops.metadata.tables import get_table
 
     statements = _statements(exports, tables=["dag_run"])
@@ -195,7 +151,7 @@ def test_views_give_the_reports_monthly_figures(exports):
 
 
 def test_export_ids_that_do_not_sort_in_time_are_ranked_by_manifest():
-    from airflow_provider_mwaaops.metadata.athena import _export_order
+    from airflow_provider_mwaaops.metadata.analysis.athena import _export_order
 
     assert _export_order(["20260101T000000Z", "20260102T000000Z"]) == '"export_id" DESC'
     ranked = _export_order(["nightly__scheduled_2", "nightly__manual_1"])
@@ -205,7 +161,7 @@ def test_export_ids_that_do_not_sort_in_time_are_ranked_by_manifest():
 
 
 def test_athena_types():
-    from airflow_provider_mwaaops.metadata.athena import AthenaDdlError, athena_type
+    from airflow_provider_mwaaops.metadata.analysis.athena import AthenaDdlError, athena_type
 
     assert athena_type(pa.timestamp("us", tz="UTC")) == "timestamp"
     assert athena_type(pa.int64()) == "bigint"
@@ -217,11 +173,13 @@ def test_athena_types():
         athena_type(pa.null())
 
 
-def test_cli_prints_ddl_for_an_export_in_s3(exports, aws_emulator, capsys):
+def test_cli_prints_ddl_for_an_export_in_s3(exports, aws_emulator, capsys, export_history):
     from airflow_provider_mwaaops.cli import main
 
     aws_emulator.client("s3").create_bucket(Bucket="mwaaops-athena")
-    _export("s3://mwaaops-athena/airflow", "20260401T000000Z", "full", aws_conn_id="aws_default")
+    export_history(
+        "s3://mwaaops-athena/airflow", "20260401T000000Z", "full", TABLES, aws_conn_id="aws_default"
+    )
 
     code = main(
         [

@@ -4,7 +4,7 @@ Reads every complete export under a location (a full export and the incremental 
 counts each dag run and task instance once (the latest export's copy wins), and computes with
 DuckDB: per DAG and month the runs, success rate, min/max/avg duration and the change of the
 average against the previous month; the slowest tasks; the tasks that retry most. The monthly
-figures come from the same SQL that :mod:`airflow_provider_mwaaops.metadata.athena` prints as an
+figures come from the same SQL that :mod:`airflow_provider_mwaaops.metadata.analysis.athena` prints as an
 Athena view, so a dashboard in Athena and this report agree.
 
 Usable without Airflow running: only the export's files are read.
@@ -12,7 +12,7 @@ Usable without Airflow running: only the export's files are read.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -78,9 +78,10 @@ class RetryHotSpot:
 
 @dataclass
 class MetadataReport:
-    """Everything the report shows; :meth:`to_html` and :meth:`console_table` render it."""
+    """Everything the report shows; :meth:`console_table` renders it as text,
+    :func:`~airflow_provider_mwaaops.metadata.analysis.html.render` as a page."""
 
-    source: str
+    export_uri: str
     export_ids: list[str]
     rows_read: dict[str, int]
     rows_unique: dict[str, int]
@@ -88,30 +89,6 @@ class MetadataReport:
     slowest_tasks: list[TaskDuration]
     retry_hot_spots: list[RetryHotSpot]
     generated_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-    def to_html(self) -> str:
-        """A self-contained page (inline SVG charts, no script) to open offline or attach to a mail."""
-        from airflow_provider_mwaaops.metadata.analysis.html import render
-
-        return render(self)
-
-    def write_html(self, uri: str, aws_conn_id: str | None = None, region_name: str | None = None) -> str:
-        """Write :meth:`to_html` to a local path or an ``s3://`` URI; returns where it went.
-
-        Goes through the export sinks, so the file appears whole or not at all, like export files.
-        """
-        from airflow_provider_mwaaops.metadata.sinks import open_sink
-
-        base, _, name = uri.rstrip("/").rpartition("/")
-        if not name:
-            raise ValueError(f"{uri!r} names no file")
-        sink = (
-            open_sink(base or ".", aws_conn_id=aws_conn_id, region_name=region_name)
-            if base.startswith("s3://")
-            else open_sink(base or ".")
-        )
-        sink.write_bytes(name, self.to_html().encode())
-        return sink.full_path(name)
 
     def console_table(self) -> str:
         """The monthly figures plus the two task lists as plain text, for a terminal or task log."""
@@ -169,7 +146,7 @@ class MetadataReport:
         unique = ", ".join(f"{table} {count}" for table, count in sorted(self.rows_unique.items()))
         return "\n\n".join(
             [
-                f"Airflow metadata report: {self.source} "
+                f"Airflow metadata report: {self.export_uri} "
                 f"({len(self.export_ids)} export(s); unique rows: {unique})",
                 "Runs per DAG and month (UTC)\n" + monthly,
                 "Slowest tasks\n"
@@ -177,14 +154,6 @@ class MetadataReport:
                 "Retry hot spots\n" + (retries if self.retry_hot_spots else "(no task needed a retry)"),
             ]
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (dates as ISO strings), small enough for an XCom."""
-        data = asdict(self)
-        data["generated_at"] = self.generated_at.isoformat()
-        for row in data["monthly"]:
-            row["month"] = row["month"].isoformat()
-        return data
 
 
 def analyse(
@@ -209,14 +178,14 @@ def build_report(
     aws_conn_id: str | None = None,
     region_name: str | None = None,
     top: int = DEFAULT_TOP,
-    verify: bool = False,
+    verify_checksums: bool = False,
 ) -> MetadataReport:
     """Read every complete export under ``export_uri`` (local path or ``s3://``) and analyse it.
 
     ``export_uri`` is either one export (the folder holding its ``manifest.json``) or the base
     folder under which each export has its own folder. S3 credentials and endpoint come from
     ``storage_options`` (s3fs arguments), else from the Airflow connection ``aws_conn_id``, else
-    from the environment (``AWS_ENDPOINT_URL`` and the usual credential chain). ``verify``
+    from the environment (``AWS_ENDPOINT_URL`` and the usual credential chain). ``verify_checksums``
     checks every listed file's sha256 first, which reads all the bytes once.
     """
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
@@ -226,7 +195,7 @@ def build_report(
         storage_options=storage_options,
         aws_conn_id=aws_conn_id,
         region_name=region_name,
-        verify=verify,
+        verify_checksums=verify_checksums,
     )
     return report_from_reader(reader, top=top)
 
@@ -236,7 +205,7 @@ def report_from_reader(reader: ExportReader, top: int = DEFAULT_TOP) -> Metadata
     with reader.connect(tables=tuple(queries.REQUIRED_COLUMNS)) as loaded:
         monthly, slowest, retries = analyse(loaded.connection, top=top)
         return MetadataReport(
-            source=reader.uri,
+            export_uri=reader.uri,
             export_ids=[export.export_id for export in reader.exports],
             rows_read=loaded.rows_read,
             rows_unique=loaded.rows_unique,

@@ -11,9 +11,6 @@ Snowflake provider's :class:`~airflow.providers.snowflake.hooks.snowflake.Snowfl
 * one ``MERGE`` on the natural key moves them into the target, so loading the same exports again
   changes nothing and a later export's copy of a row (a run that finished since) replaces the
   earlier one.
-
-This is not a :class:`~airflow_provider_mwaaops.metadata.sinks.base.Sink` (those store export
-files); it is the warehouse end of the analysis.
 """
 
 from __future__ import annotations
@@ -26,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader, natural_key
+from airflow_provider_mwaaops.metadata.analysis.sql_types import sql_type
 
 if TYPE_CHECKING:
     from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
@@ -40,25 +38,7 @@ DEFAULT_BATCH_ROWS = 100_000
 
 def snowflake_type(data_type: pa.DataType) -> str:
     """The Snowflake column type for an exported Arrow type."""
-    if pa.types.is_boolean(data_type):
-        return "BOOLEAN"
-    if pa.types.is_integer(data_type):
-        return "NUMBER(38,0)"
-    if pa.types.is_floating(data_type):
-        return "FLOAT"
-    if pa.types.is_decimal(data_type):
-        return f"NUMBER({data_type.precision},{data_type.scale})"
-    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
-        return "VARCHAR"
-    if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
-        return "BINARY"
-    if pa.types.is_timestamp(data_type):
-        return "TIMESTAMP_TZ" if data_type.tz else "TIMESTAMP_NTZ"
-    if pa.types.is_date(data_type):
-        return "DATE"
-    if pa.types.is_nested(data_type):
-        return "VARIANT"
-    raise ValueError(f"no Snowflake type for Arrow type {data_type}")
+    return sql_type(data_type, "snowflake")
 
 
 def _ident(name: str) -> str:

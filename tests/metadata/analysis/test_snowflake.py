@@ -15,64 +15,29 @@ DAG_ID = "mwaaops_snowflake_probe"
 CONN_ID = "mwaaops_snowflake_test"
 
 
-def _probe_dag():
-    from airflow_provider_mwaaops.compat import DAG, task
-
-    with DAG(DAG_ID, schedule=None, start_date=datetime(2025, 1, 1), catchup=False) as dag:
-
-        @task
-        def work(**context) -> None:
-            if (context["dag_run"].conf or {}).get("fail"):
-                raise ValueError("asked to fail")
-
-        work()
-    return dag
-
-
-def _export(base: Path, export_id: str, mode: str):
-    from airflow_provider_mwaaops.metadata.export import run_export
-    from airflow_provider_mwaaops.metadata.sinks import open_sink
-    from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource
-
-    source = DatabaseSource()
-    try:
-        return run_export(
-            source, open_sink(str(base)), export_id=export_id, mode=mode, tables=["dag_run", "task_instance"]
-        )
-    finally:
-        source.close()
-
-
 @dataclass
 class Exports:
     base: Path
     failed_run_id: str
 
 
-@pytest.fixture(scope="module")
-def exports(mwaaops_airflow, tmp_path_factory) -> Exports:
-    """Two runs (one failed) in a full export; the failed one repaired plus a new run incrementally."""
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.session import create_session
-    from sqlalchemy import update
+TABLES = ["dag_run", "task_instance"]
 
+
+@pytest.fixture(scope="module")
+def exports(mwaaops_airflow, tmp_path_factory, fail_on_request_dag, update_run, export_history) -> Exports:
+    """Two runs (one failed) in a full export; the failed one repaired plus a new run incrementally."""
     from airflow_provider_mwaaops.testing.dag_runner import run_dag
 
-    dag = _probe_dag()
+    dag = fail_on_request_dag(DAG_ID)
     base = tmp_path_factory.mktemp("snowflake-exports")
     assert run_dag(dag).succeeded
     failed = run_dag(dag, conf={"fail": True})
     assert failed.state == "failed"
-    _export(base, "e1", "full")
-    with create_session() as session:
-        session.execute(
-            update(DagRun)
-            .where(DagRun.dag_id == DAG_ID, DagRun.run_id == failed.run_id)
-            .values(state="success", updated_at=datetime.now(UTC))
-            .execution_options(synchronize_session=False)
-        )
+    export_history(base, "e1", "full", TABLES)
+    update_run(DAG_ID, failed.run_id, state="success", updated_at=datetime.now(UTC))
     assert run_dag(dag).succeeded
-    _export(base, "e2", "incremental")
+    export_history(base, "e2", "incremental", TABLES)
     return Exports(base, failed.run_id)
 
 
@@ -106,7 +71,7 @@ def _probe_runs(conn_id: str) -> dict[str, str]:
 
 def test_snowflake_holds_the_rows_the_report_counts(exports, snowflake_connection):
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
-    from airflow_provider_mwaaops.metadata.sinks.snowflake import SnowflakeMetadataLoader
+    from airflow_provider_mwaaops.metadata.analysis.snowflake import SnowflakeMetadataLoader
 
     reader = ExportReader.open(str(exports.base))
     with reader.connect() as loaded:
@@ -129,7 +94,7 @@ def test_snowflake_holds_the_rows_the_report_counts(exports, snowflake_connectio
 
 def test_a_later_export_replaces_the_earlier_copy(exports, snowflake_connection):
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
-    from airflow_provider_mwaaops.metadata.sinks.snowflake import SnowflakeMetadataLoader
+    from airflow_provider_mwaaops.metadata.analysis.snowflake import SnowflakeMetadataLoader
 
     loader = SnowflakeMetadataLoader(snowflake_connection)
     loader.load_export(ExportReader.open(str(exports.base / "e1")))
@@ -146,7 +111,7 @@ def test_target_columns_follow_the_export_schema(exports, snowflake_connection):
     from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
     from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader
-    from airflow_provider_mwaaops.metadata.sinks.snowflake import SnowflakeMetadataLoader
+    from airflow_provider_mwaaops.metadata.analysis.snowflake import SnowflakeMetadataLoader
     from airflow_provider_mwaaops.metadata.tables import get_table
 
     SnowflakeMetadataLoader(snowflake_connection, table_prefix="raw_").load_export(
@@ -180,7 +145,7 @@ def test_operator_loads_and_returns_the_counts(exports, snowflake_connection):
 def test_snowflake_types():
     import pyarrow as pa
 
-    from airflow_provider_mwaaops.metadata.sinks.snowflake import snowflake_type
+    from airflow_provider_mwaaops.metadata.analysis.snowflake import snowflake_type
 
     assert snowflake_type(pa.timestamp("us", tz="UTC")) == "TIMESTAMP_TZ"
     assert snowflake_type(pa.timestamp("us")) == "TIMESTAMP_NTZ"

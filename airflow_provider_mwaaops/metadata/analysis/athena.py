@@ -27,6 +27,7 @@ import pyarrow as pa
 
 from airflow_provider_mwaaops.metadata.analysis import queries
 from airflow_provider_mwaaops.metadata.analysis.reader import ExportReader, natural_key
+from airflow_provider_mwaaops.metadata.analysis.sql_types import sql_type
 from airflow_provider_mwaaops.metadata.tables import NULL_PARTITION, PARTITION_COLUMN, get_table
 
 #: Partition column naming the export a file belongs to (its folder under the base).
@@ -39,38 +40,10 @@ class AthenaDdlError(ValueError):
 
 def athena_type(data_type: pa.DataType) -> str:
     """The Athena (Hive DDL) type that reads a Parquet column written with this Arrow type."""
-    if pa.types.is_boolean(data_type):
-        return "boolean"
-    if pa.types.is_int8(data_type):
-        return "tinyint"
-    if pa.types.is_int16(data_type):
-        return "smallint"
-    if pa.types.is_int32(data_type) or pa.types.is_uint16(data_type) or pa.types.is_uint8(data_type):
-        return "int"
-    if pa.types.is_integer(data_type):
-        return "bigint"
-    if pa.types.is_float32(data_type):
-        return "float"
-    if pa.types.is_floating(data_type):
-        return "double"
-    if pa.types.is_decimal(data_type):
-        return f"decimal({data_type.precision},{data_type.scale})"
-    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
-        return "string"
-    if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
-        return "binary"
-    if pa.types.is_timestamp(data_type):
-        return "timestamp"
-    if pa.types.is_date(data_type):
-        return "date"
-    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
-        return f"array<{athena_type(data_type.value_type)}>"
-    if pa.types.is_map(data_type):
-        return f"map<{athena_type(data_type.key_type)},{athena_type(data_type.item_type)}>"
-    if pa.types.is_struct(data_type):
-        fields = ",".join(f"{f.name}:{athena_type(f.type)}" for f in data_type)
-        return f"struct<{fields}>"
-    raise AthenaDdlError(f"no Athena type for Arrow type {data_type}")
+    try:
+        return sql_type(data_type, "athena")
+    except ValueError as err:
+        raise AthenaDdlError(str(err)) from None
 
 
 @dataclass(frozen=True)
