@@ -93,16 +93,6 @@ NESTED = {
 }
 
 
-def wait_for(sfn: Any, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.05)
-    raise AssertionError(f"{execution_arn} still RUNNING after {timeout}s")
-
-
 def writes(s3: Any, key: str) -> int:
     listed = s3.list_object_versions(Bucket=BUCKET, Prefix=key).get("Versions", [])
     return sum(1 for version in listed if version["Key"] == key)
@@ -123,7 +113,13 @@ def sfn(aws_emulator: Any) -> Any:
     return aws_emulator.client("stepfunctions")
 
 
-def failed_nested_run(sfn: Any, through: str) -> tuple[str, str, str]:
+@pytest.fixture
+def wait_for(aws_emulator: Any) -> Any:
+    """DescribeExecution once the execution has left RUNNING."""
+    return aws_emulator.wait_for_execution
+
+
+def failed_nested_run(sfn: Any, wait_for: Any, through: str) -> tuple[str, str, str]:
     """(state machine ARN, execution ARN, Map Run ARN) of a nested run that failed at item k1."""
     created = sfn.create_state_machine(
         name="nested", definition=json.dumps(NESTED), roleArn=ROLE_ARN, publish=True
@@ -137,15 +133,15 @@ def failed_nested_run(sfn: Any, through: str) -> tuple[str, str, str]:
     execution = sfn.start_execution(stateMachineArn=target, name="run", input=json.dumps({"keys": KEYS}))[
         "executionArn"
     ]
-    failed = wait_for(sfn, execution)
+    failed = wait_for(execution)
     assert (failed["status"], failed["error"]) == ("FAILED", "States.ExceedToleratedFailureThreshold")
     (map_run,) = sfn.list_map_runs(executionArn=execution)["mapRuns"]
     return machine, execution, map_run["mapRunArn"]
 
 
 # -- children --------------------------------------------------------------------------------------
-def test_list_executions_by_map_run_lists_its_children_with_their_status(sfn, s3):
-    _, execution, map_run = failed_nested_run(sfn, "version")
+def test_list_executions_by_map_run_lists_its_children_with_their_status(sfn, s3, wait_for):
+    _, execution, map_run = failed_nested_run(sfn, wait_for, "version")
 
     children = sfn.list_executions(mapRunArn=map_run)["executions"]
     assert len(children) == 3
@@ -179,13 +175,15 @@ def test_list_executions_by_map_run_lists_its_children_with_their_status(sfn, s3
 
 
 @pytest.mark.parametrize("through", ["alias", "version"])
-def test_nested_run_through_alias_or_version_is_redriven_without_repeating_completed_states(sfn, s3, through):
-    machine, execution, map_run = failed_nested_run(sfn, through)
+def test_nested_run_through_alias_or_version_is_redriven_without_repeating_completed_states(
+    sfn, s3, through, wait_for
+):
+    machine, execution, map_run = failed_nested_run(sfn, wait_for, through)
     failed_child = sfn.list_executions(mapRunArn=map_run, statusFilter="FAILED")["executions"][0]
 
     s3.put_object(Bucket=BUCKET, Key="in/k1", Body=b"x")
     sfn.redrive_execution(executionArn=execution)
-    done = wait_for(sfn, execution)
+    done = wait_for(execution)
 
     assert (done["status"], done["redriveCount"]) == ("SUCCEEDED", 1)
     _, tables = json.loads(done["output"])
@@ -211,8 +209,8 @@ def test_nested_run_through_alias_or_version_is_redriven_without_repeating_compl
 
 
 # -- UpdateMapRun and the redrive limit ----------------------------------------------------------------
-def test_update_map_run_changes_nothing_once_the_map_run_has_ended(sfn, s3):
-    _, execution, map_run = failed_nested_run(sfn, "version")
+def test_update_map_run_changes_nothing_once_the_map_run_has_ended(sfn, s3, wait_for):
+    _, execution, map_run = failed_nested_run(sfn, wait_for, "version")
     sfn.update_map_run(mapRunArn=map_run, toleratedFailureCount=5, maxConcurrency=1)
 
     described = sfn.describe_map_run(mapRunArn=map_run)
@@ -222,10 +220,10 @@ def test_update_map_run_changes_nothing_once_the_map_run_has_ended(sfn, s3):
         0,
     )
     sfn.redrive_execution(executionArn=execution)  # k1 still fails: nothing tolerates it
-    assert wait_for(sfn, execution)["error"] == "States.ExceedToleratedFailureThreshold"
+    assert wait_for(execution)["error"] == "States.ExceedToleratedFailureThreshold"
 
 
-def test_update_map_run_while_it_runs_takes_effect(sfn, s3):
+def test_update_map_run_while_it_runs_takes_effect(sfn, s3, wait_for):
     definition = json.loads(json.dumps(NESTED))
     tables = definition["States"]["Fan"]["Branches"][1]["States"]["Tables"]
     both = tables["ItemProcessor"]["States"]["Both"]
@@ -246,14 +244,14 @@ def test_update_map_run_while_it_runs_takes_effect(sfn, s3):
     assert sfn.describe_map_run(mapRunArn=map_run["mapRunArn"])["status"] == "RUNNING"
     sfn.update_map_run(mapRunArn=map_run["mapRunArn"], toleratedFailureCount=1)
 
-    assert wait_for(sfn, execution)["status"] == "SUCCEEDED"  # k1 failed, and one failure is tolerated
+    assert wait_for(execution)["status"] == "SUCCEEDED"  # k1 failed, and one failure is tolerated
     assert sfn.describe_map_run(mapRunArn=map_run["mapRunArn"])["toleratedFailureCount"] == 1
 
 
-def test_a_map_run_redriven_1000_times_fails_the_redrive_with_states_runtime(aws_emulator, sfn, s3):
+def test_a_map_run_redriven_1000_times_fails_the_redrive_with_states_runtime(aws_emulator, sfn, s3, wait_for):
     from moto.stepfunctions.parser.models import stepfunctions_parser_backends
 
-    _, execution, map_run = failed_nested_run(sfn, "version")
+    _, execution, map_run = failed_nested_run(sfn, wait_for, "version")
     backend = stepfunctions_parser_backends["123456789012"]["us-east-1"]
     (record,) = [
         r
@@ -266,7 +264,7 @@ def test_a_map_run_redriven_1000_times_fails_the_redrive_with_states_runtime(aws
 
     s3.put_object(Bucket=BUCKET, Key="in/k1", Body=b"x")
     sfn.redrive_execution(executionArn=execution)
-    failed = wait_for(sfn, execution)
+    failed = wait_for(execution)
 
     assert (failed["status"], failed["error"], failed["redriveCount"]) == ("FAILED", "States.Runtime", 1)
     assert sfn.describe_map_run(mapRunArn=map_run)["redriveCount"] == 1000
@@ -274,10 +272,10 @@ def test_a_map_run_redriven_1000_times_fails_the_redrive_with_states_runtime(aws
 
 
 # -- the failure report ----------------------------------------------------------------------------
-def test_failure_report_names_the_failed_childs_error(mwaaops_airflow, sfn, s3):
+def test_failure_report_names_the_failed_childs_error(mwaaops_airflow, sfn, s3, wait_for):
     from airflow_provider_mwaaops.hooks.step_function import StepFunctionRedriveHook
 
-    _, execution, map_run = failed_nested_run(sfn, "version")
+    _, execution, map_run = failed_nested_run(sfn, wait_for, "version")
     failure = StepFunctionRedriveHook(aws_conn_id="aws_default").explain_failure(execution)
 
     (report,) = failure.map_runs

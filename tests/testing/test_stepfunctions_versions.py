@@ -7,7 +7,6 @@ Expected texts and shapes are AWS's own (see the module docstring of
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -21,16 +20,6 @@ def pass_machine(result: Any) -> str:
     return json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": result, "End": True}}})
 
 
-def wait_for(sfn: Any, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        described = sfn.describe_execution(executionArn=execution_arn)
-        if described["status"] != "RUNNING":
-            return described
-        time.sleep(0.05)
-    raise AssertionError(f"{execution_arn} still RUNNING after {timeout}s")
-
-
 def error_of(call: Any, **kwargs: Any) -> tuple[str, str]:
     with pytest.raises(ClientError) as raised:
         call(**kwargs)
@@ -40,6 +29,12 @@ def error_of(call: Any, **kwargs: Any) -> tuple[str, str]:
 @pytest.fixture
 def sfn(aws_emulator: Any) -> Any:
     return aws_emulator.client("stepfunctions")
+
+
+@pytest.fixture
+def wait_for(aws_emulator: Any) -> Any:
+    """DescribeExecution once the execution has left RUNNING."""
+    return aws_emulator.wait_for_execution
 
 
 @pytest.fixture
@@ -180,7 +175,7 @@ def test_alias_lifecycle(sfn, machine):
 
 
 # -- executions through versions and aliases -----------------------------------------------------------
-def test_start_through_version_and_alias_runs_that_version(sfn, machine):
+def test_start_through_version_and_alias_runs_that_version(sfn, machine, wait_for):
     alias = sfn.create_state_machine_alias(
         name="prod", routingConfiguration=[{"stateMachineVersionArn": f"{machine}:1", "weight": 100}]
     )["stateMachineAliasArn"]
@@ -189,7 +184,7 @@ def test_start_through_version_and_alias_runs_that_version(sfn, machine):
     by_alias = sfn.start_execution(stateMachineArn=alias, name="by-alias")["executionArn"]
     assert by_alias == f"{machine.replace(':stateMachine:', ':execution:')}:by-alias"
 
-    described = {arn: wait_for(sfn, arn) for arn in (plain, by_version, by_alias)}
+    described = {arn: wait_for(arn) for arn in (plain, by_version, by_alias)}
     assert {json.loads(d["output"]) for d in described.values()} == {2, 1}
     assert json.loads(described[by_alias]["output"]) == 1
     assert json.loads(described[by_version]["output"]) == 2
@@ -221,7 +216,7 @@ def test_start_through_version_and_alias_runs_that_version(sfn, machine):
     )
 
 
-def test_alias_routes_by_weight(sfn, machine):
+def test_alias_routes_by_weight(sfn, machine, wait_for):
     routing = [
         {"stateMachineVersionArn": f"{machine}:1", "weight": 50},
         {"stateMachineVersionArn": f"{machine}:2", "weight": 50},
@@ -230,19 +225,19 @@ def test_alias_routes_by_weight(sfn, machine):
         "stateMachineAliasArn"
     ]
     arns = [sfn.start_execution(stateMachineArn=alias, name=f"run-{i}")["executionArn"] for i in range(24)]
-    versions = {wait_for(sfn, arn)["stateMachineVersionArn"] for arn in arns}
+    versions = {wait_for(arn)["stateMachineVersionArn"] for arn in arns}
     assert versions == {f"{machine}:1", f"{machine}:2"}  # both get traffic (chance of not: 2**-23)
 
     only_2 = [{"stateMachineVersionArn": f"{machine}:1", "weight": 0}, routing[1] | {"weight": 100}]
     sfn.update_state_machine_alias(stateMachineAliasArn=alias, routingConfiguration=only_2)
     arns = [sfn.start_execution(stateMachineArn=alias, name=f"after-{i}")["executionArn"] for i in range(5)]
-    assert {wait_for(sfn, arn)["stateMachineVersionArn"] for arn in arns} == {f"{machine}:2"}
+    assert {wait_for(arn)["stateMachineVersionArn"] for arn in arns} == {f"{machine}:2"}
 
 
-def test_describe_state_machine_for_execution_is_the_definition_it_started_with(sfn):
+def test_describe_state_machine_for_execution_is_the_definition_it_started_with(sfn, wait_for):
     arn = sfn.create_state_machine(name="m", definition=pass_machine(1), roleArn=ROLE_ARN)["stateMachineArn"]
     execution = sfn.start_execution(stateMachineArn=arn, name="old")["executionArn"]
-    wait_for(sfn, execution)
+    wait_for(execution)
     revision = sfn.update_state_machine(stateMachineArn=arn, definition=pass_machine(2))["revisionId"]
 
     started_with = sfn.describe_state_machine_for_execution(executionArn=execution)
@@ -257,7 +252,7 @@ def test_describe_state_machine_for_execution_is_the_definition_it_started_with(
     assert sfn.describe_state_machine_for_execution(executionArn=newer)["revisionId"] == revision
 
 
-def test_redrive_of_an_aliased_execution_reruns_the_version_it_started_on(aws_emulator, sfn):
+def test_redrive_of_an_aliased_execution_reruns_the_version_it_started_on(aws_emulator, sfn, wait_for):
     s3 = aws_emulator.client("s3")
     s3.create_bucket(Bucket=BUCKET)
 
@@ -280,7 +275,7 @@ def test_redrive_of_an_aliased_execution_reruns_the_version_it_started_on(aws_em
         name="prod", routingConfiguration=[{"stateMachineVersionArn": f"{arn}:1", "weight": 100}]
     )["stateMachineAliasArn"]
     execution = sfn.start_execution(stateMachineArn=alias, name="run")["executionArn"]
-    assert wait_for(sfn, execution)["status"] == "FAILED"
+    assert wait_for(execution)["status"] == "FAILED"
 
     version_2 = sfn.update_state_machine(stateMachineArn=arn, definition=definition(True), publish=True)
     sfn.update_state_machine_alias(
@@ -289,7 +284,7 @@ def test_redrive_of_an_aliased_execution_reruns_the_version_it_started_on(aws_em
     )
     s3.put_object(Bucket=BUCKET, Key="input.txt", Body=b"x")
     sfn.redrive_execution(executionArn=execution)
-    done = wait_for(sfn, execution)
+    done = wait_for(execution)
 
     assert (done["status"], done["redriveCount"]) == ("SUCCEEDED", 1)
     assert (done["stateMachineVersionArn"], done["stateMachineAliasArn"]) == (f"{arn}:1", alias)
@@ -299,11 +294,11 @@ def test_redrive_of_an_aliased_execution_reruns_the_version_it_started_on(aws_em
     assert len(sfn.list_executions(stateMachineArn=arn)["executions"]) == 1
 
 
-def test_an_execution_started_without_a_name_gets_a_uuid(sfn, machine):
+def test_an_execution_started_without_a_name_gets_a_uuid(sfn, machine, wait_for):
     import uuid
 
     for target in (machine, f"{machine}:1"):
         arn = sfn.start_execution(stateMachineArn=target)["executionArn"]
         name = arn.rsplit(":", 1)[-1]
         assert str(uuid.UUID(name)) == name
-        assert wait_for(sfn, arn)["name"] == name
+        assert wait_for(arn)["name"] == name
