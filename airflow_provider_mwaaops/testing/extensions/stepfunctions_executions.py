@@ -45,12 +45,8 @@ from moto.stepfunctions.utils import PAGINATION_MODEL
 from moto.utilities.paginator import paginate
 
 from airflow_provider_mwaaops.testing.extensions import stepfunctions_map_children as children
-from airflow_provider_mwaaops.testing.extensions._patching import wrap_method
-from airflow_provider_mwaaops.testing.extensions.stepfunctions_http import (
-    action_result,
-    replaced_by,
-    update_result,
-)
+from airflow_provider_mwaaops.testing.extensions._patching import replaced_by, wrap_method
+from airflow_provider_mwaaops.testing.extensions.stepfunctions_http import action_result, update_result
 from airflow_provider_mwaaops.testing.extensions.stepfunctions_redrive import (
     NOT_REDRIVABLE,
     REASON_RUNNING,

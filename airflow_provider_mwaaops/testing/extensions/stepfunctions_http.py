@@ -7,7 +7,6 @@ build and extend either, so a handler does not care which moto serves it.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from typing import Any
 
 
@@ -35,15 +34,3 @@ def update_result(result: Any, update: dict[str, Any]) -> Any:
         body.update(update)
         return _json(body)
     return result
-
-
-def replaced_by(handler: Callable[..., Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """For ``wrap_method``: replace moto's handler with ``handler`` (a fresh function each time)."""
-
-    def make(_original: Callable[..., Any]) -> Callable[..., Any]:
-        def replacement(self: Any) -> Any:
-            return handler(self)
-
-        return replacement
-
-    return make

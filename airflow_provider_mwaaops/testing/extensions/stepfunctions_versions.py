@@ -48,12 +48,8 @@ from moto.stepfunctions.models import StateMachine, StateMachineAlias, StepFunct
 from moto.stepfunctions.responses import StepFunctionResponse
 from moto.utilities.paginator import paginate
 
-from airflow_provider_mwaaops.testing.extensions._patching import add_method, wrap_method
-from airflow_provider_mwaaops.testing.extensions.stepfunctions_http import (
-    action_result,
-    replaced_by,
-    update_result,
-)
+from airflow_provider_mwaaops.testing.extensions._patching import add_method, replaced_by, wrap_method
+from airflow_provider_mwaaops.testing.extensions.stepfunctions_http import action_result, update_result
 
 _PATCH = "mwaaops.stepfunctions.versions"
 _REVISION_ATTR = "_mwaaops_revision_id"
