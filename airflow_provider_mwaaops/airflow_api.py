@@ -8,9 +8,12 @@ API instead. Two transports carry the same calls:
   password are given), for self-managed Airflow and tests;
 - ``from_mwaa``: boto3 ``mwaa.invoke_rest_api`` through the amazon provider's
   :class:`~airflow.providers.amazon.aws.hooks.mwaa.MwaaHook`, so IAM does the authentication and the
-  Airflow connection decides credentials, role and endpoint. Each call is bounded by MWAA (about
-  10 s, 6 MB of response), which is why :meth:`AirflowApiClient.paginate` keeps pages small and
-  halves them when a response is too large.
+  Airflow connection decides credentials, role and endpoint. Each call is bounded by MWAA: 10 s,
+  and "the response payload size cannot exceed 6 MB" (MWAA user guide, *Using the Apache Airflow
+  REST API*), which fails the call with an error AWS does not document. So
+  :meth:`AirflowApiClient.paginate` stays under the limit by itself: it measures the bytes per row
+  of each page and sizes the next one to a quarter of the limit; an oversized answer that still
+  happens (one huge row) is an MWAA error like any other, whose message says what to check.
 
 Paths are relative to the API root (``/dags/~/dagRuns/list``, not ``/api/v2/dags/...``), as
 InvokeRestApi expects them. Transient failures (connection errors, 429, 5xx, MWAA throttling)
@@ -44,8 +47,13 @@ RETRYABLE_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _MWAA_RETRYABLE_CODES = frozenset(
     {"ThrottlingException", "InternalServerException", "ServiceUnavailableException", "RequestTimeout"}
 )
-#: MWAA InvokeRestApi refuses responses above this size.
+#: MWAA InvokeRestApi fails a call whose response is larger ("cannot exceed 6 MB"; the user guide
+#: documents the limit, not the error).
 MWAA_RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
+#: Pages aim at this share of a transport's response limit: rows of one list differ in size.
+RESPONSE_BUDGET_SHARE = 0.25
+#: The first page through a size-limited transport: enough rows to measure their size.
+PROBE_PAGE_SIZE = 10
 
 
 class AirflowApiError(AirflowException):
@@ -67,15 +75,13 @@ class AirflowApiError(AirflowException):
         self.retryable = retryable
 
 
-class AirflowApiResponseTooLarge(AirflowApiError):
-    """The answer exceeded what the transport can carry (MWAA: 6 MB); ask for smaller pages."""
-
-
 class ApiTransport(Protocol):
     """Carries one API call: an API server URL (HTTP) or MWAA's InvokeRestApi."""
 
     #: Where requests go, for error messages (a URL, or "MWAA environment 'name'").
     target: str
+    #: The largest response the transport carries, in bytes; None when it has no limit of its own.
+    response_limit_bytes: int | None
 
     def send(self, method: str, path: str, params: Mapping[str, Any] | None, body: Any) -> Any: ...
 
@@ -101,8 +107,6 @@ def _http_error(endpoint: str, status: int, detail: Any) -> AirflowApiError:
     message = f"Airflow API {endpoint} answered {status}"
     if text := _detail_message(detail):
         message += f": {text}"
-    if status == 413:
-        return AirflowApiResponseTooLarge(message, endpoint=endpoint, status=status, detail=detail)
     return AirflowApiError(
         message, endpoint=endpoint, status=status, detail=detail, retryable=status in RETRYABLE_STATUSES
     )
@@ -117,6 +121,8 @@ class _HttpTransport:
     username: str | None = None
     password: str | None = None
     token: str | None = None
+
+    response_limit_bytes: int | None = None
 
     def __post_init__(self) -> None:
         self.base_url = self.base_url.rstrip("/")
@@ -183,6 +189,8 @@ def _decode(answer: requests.Response) -> Any:
 class _MwaaTransport:
     """boto3 ``mwaa.invoke_rest_api`` through the amazon provider's hook (IAM, one call per request)."""
 
+    response_limit_bytes: int | None = MWAA_RESPONSE_LIMIT_BYTES
+
     def __init__(self, hook: Any, environment_name: str):
         self._hook = hook
         self.environment_name = environment_name
@@ -206,9 +214,10 @@ class _MwaaTransport:
             if code in ("RestApiClientException", "RestApiServerException"):
                 status = int(err.response.get("RestApiStatusCode") or (500 if "Server" in code else 400))
                 raise _http_error(endpoint, status, err.response.get("RestApiResponse")) from err
-            message = f"Airflow API {endpoint} failed in MWAA: {describe_aws_error(err)}"
-            if "6 MB" in message or "payload size" in message.lower():
-                raise AirflowApiResponseTooLarge(message, endpoint=endpoint, detail=err.response) from err
+            message = (
+                f"Airflow API {endpoint} failed in MWAA: {describe_aws_error(err)}. MWAA fails calls "
+                "that take over 10 s or answer over 6 MB: if this one may have, ask for smaller pages"
+            )
             raise AirflowApiError(
                 message,
                 endpoint=endpoint,
@@ -358,21 +367,18 @@ class AirflowApiClient:
         GET endpoints take ``limit``/``offset`` query parameters; with ``json`` the call is a POST
         to a ``.../list`` endpoint whose body takes ``page_limit``/``page_offset``. The server
         silently caps the page at its ``[api] maximum_page_limit``: the offset advances by what
-        actually came back, and the cap is remembered in :attr:`detected_page_limit`. A response
-        too large for the transport halves the page. Pass an ``order_by`` on a stable key, or
-        rows inserted or deleted meanwhile shift the pages.
+        actually came back, and the cap is remembered in :attr:`detected_page_limit`. Through a
+        transport with a response limit (MWAA: 6 MB) the first page is small and every next one is
+        sized from the bytes per row of the previous page, to a quarter of the limit. Pass an
+        ``order_by`` on a stable key, or rows inserted or deleted meanwhile shift the pages.
         """
         size = max(1, min(page_size, self.detected_page_limit or page_size))
+        limit_bytes = getattr(self._transport, "response_limit_bytes", None)
+        if limit_bytes:
+            size = min(size, PROBE_PAGE_SIZE)
         offset = 0
         while True:
-            try:
-                page = self._page(path, params, json, offset, size)
-            except AirflowApiResponseTooLarge:
-                if size == 1:
-                    raise
-                size = max(1, size // 2)
-                log.info("Airflow API %s: response too large, retrying with pages of %d", path, size)
-                continue
+            page = self._page(path, params, json, offset, size)
             items = _items(page, items_key, path)
             total = page.get("total_entries") if isinstance(page, Mapping) else None
             yield from items
@@ -384,7 +390,8 @@ class AirflowApiClient:
                     return  # a short page without a total is the last one
                 # Short page but more to come: the server capped our page size.
                 self.detected_page_limit = len(items)
-                size = len(items)
+            ceiling = min(page_size, self.detected_page_limit or page_size)
+            size = _page_size_within(limit_bytes, page, len(items), ceiling) if limit_bytes else ceiling
 
     def _page(
         self,
@@ -402,6 +409,22 @@ class AirflowApiClient:
     def _log_retry(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
         log.warning("Airflow API call failed (attempt %d), retrying: %s", state.attempt_number, error)
+
+
+def _page_size_within(limit_bytes: int, page: Any, rows: int, ceiling: int) -> int:
+    """Rows per page that keep an answer at ``RESPONSE_BUDGET_SHARE`` of ``limit_bytes``, judged by
+    the bytes per row of ``page`` (at least 1, at most ``ceiling``)."""
+    page_bytes = len(json.dumps(page, separators=(",", ":"), default=str).encode())
+    fitting = int(limit_bytes * RESPONSE_BUDGET_SHARE * rows / max(page_bytes, 1))
+    if fitting < rows:
+        log.info(
+            "Airflow API pages of %d rows came to %d bytes; asking for %d rows to stay under %d bytes",
+            rows,
+            page_bytes,
+            max(1, fitting),
+            limit_bytes,
+        )
+    return max(1, min(ceiling, fitting))
 
 
 def _items(page: Any, items_key: str | None, path: str) -> list[dict[str, Any]]:
@@ -427,6 +450,5 @@ __all__ = [
     "MWAA_RESPONSE_LIMIT_BYTES",
     "AirflowApiClient",
     "AirflowApiError",
-    "AirflowApiResponseTooLarge",
     "ApiTransport",
 ]

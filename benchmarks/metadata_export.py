@@ -1,20 +1,30 @@
-"""Metadata export throughput and memory: ours vs mwaa-dr, side by side, on PostgreSQL.
+"""Metadata export throughput and memory: ours vs mwaa-dr and the physical limit, on PostgreSQL.
 
 Fills a dedicated PostgreSQL database (``mwaaops_bench``) at the Airflow 2.11 schema with
-schema-valid synthetic history (100k dag runs, 1M task instances, 1M log rows; generate_series
-in SQL, so filling takes seconds), then exports to the embedded AWS's S3 with:
+schema-valid synthetic history (by default 100k dag runs, 1M task instances, 1M log rows;
+generate_series in SQL, so filling takes seconds), then exports each table to S3 with:
 
+- **limit**: ``COPY (SELECT * FROM table) TO STDOUT`` into ``/dev/null``, the fastest any client
+  can read the rows out of this server (the physical limit of the run);
 - **mwaa-dr** 2.2 (``BaseTable.backup`` of its 2.11 factory: rows -> csv.writer -> smart_open),
   installed from PyPI into a scratch virtualenv layered on the Airflow 2.11 venv;
 - **ours** as the ``mwaaops metadata export`` command runs it (no Airflow import), and
 - **ours in a task**: the same with Airflow and its models imported first, as in a worker.
 
-Each export runs in a fresh process, which reports its own peak RSS (``VmHWM``). Then the task_instance
-table is doubled to 2M rows and measured again, and finally 10k new task instances are added and
-an incremental export of every default table is timed. Run it with the Airflow 2.11 venv:
+Fair conditions: S3 is moto's server in **its own process** (not the driver's: mwaa-dr writes 5-10x
+more bytes than ours, and an S3 in the driver would charge that CPU to the driver, not to the
+implementation), every export runs in a fresh process that reports its own peak RSS (``VmHWM``),
+the order of the implementations rotates from one repeat to the next, and every implementation's
+row count is checked (mwaa-dr's by reading back its CSV). With ``--repeat N`` each figure is the
+median of N runs, printed with its spread (min-max); "x mwaa-dr" and "% of the limit" are medians
+of the per-repeat ratios.
 
-    .venv-airflow2/bin/python benchmarks/metadata_export.py            # ~8 min on 2 cores
-    .venv-airflow2/bin/python benchmarks/metadata_export.py --json out.json
+Then the task_instance table is doubled and measured again, and finally 10k new task instances
+are added and an incremental export of every default table is timed (once). Run it with the
+Airflow 2.11 venv, on a quiet machine for figures worth recording:
+
+    .venv-airflow2/bin/python benchmarks/metadata_export.py --repeat 3           # the recorded run
+    .venv-airflow2/bin/python benchmarks/metadata_export.py --dag-runs 2000 --repeat 2   # smoke, ~2 min
 
 PostgreSQL: ``MWAAOPS_POSTGRES_URL`` (default postgresql://postgres@127.0.0.1:5432/test) names
 the server; the benchmark database is dropped and re-created.
@@ -25,11 +35,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +50,15 @@ HERE = Path(__file__).resolve().parent
 CHILD = HERE / "_metadata_child.py"
 BENCH_DB = "mwaaops_bench"
 BUCKET = "bench"
+IMPLEMENTATIONS = ("limit", "mwaa-dr", "ours", "ours in a task")
+#: Runs the embedded AWS in a process of its own and prints its environment; stops when stdin closes.
+S3_SERVER = (
+    "import json, sys\n"
+    "from airflow_provider_mwaaops.testing.emulator import AwsEmulator\n"
+    "with AwsEmulator() as aws:\n"
+    "    print(json.dumps(aws.environ()), flush=True)\n"
+    "    sys.stdin.read()\n"
+)
 MWAADR_VERSION = "2.2.0"
 DEFAULT_MWAADR_VENV = Path.home() / ".cache" / "airflow-provider-mwaaops" / f"mwaadr-{MWAADR_VERSION}-venv"
 
@@ -105,18 +127,22 @@ def create_bench_db(scratch: Path) -> str:
     return pg.with_database(pg.admin_url(), BENCH_DB, driver="psycopg2")
 
 
-FRESH_COUNTS = {"dag_run": 100_000, "task_instance": 1_000_000, "log": 1_000_000}
+TASKS_PER_RUN = 10  # task instances per dag run, and log rows per dag run
 
 
-def reusable_bench_db() -> str | None:
+def fresh_counts(dag_runs: int) -> dict[str, int]:
+    return {"dag_run": dag_runs, "task_instance": TASKS_PER_RUN * dag_runs, "log": TASKS_PER_RUN * dag_runs}
+
+
+def reusable_bench_db(dag_runs: int) -> str | None:
     """The benchmark DB's URL if it is exactly as :func:`fill` left it, else ``None``."""
     pg = _admin()
     url = pg.with_database(pg.admin_url(), BENCH_DB, driver="psycopg2")
     try:
-        counts = {t: count(url, t) for t in FRESH_COUNTS}
+        counts = {t: count(url, t) for t in fresh_counts(dag_runs)}
     except Exception:
         return None
-    return url if counts == FRESH_COUNTS else None
+    return url if counts == fresh_counts(dag_runs) else None
 
 
 def run_sql(url: str, sql: str, params: dict[str, Any] | None = None) -> Any:
@@ -136,13 +162,15 @@ def count(url: str, table: str) -> int:
     return int(run_sql(url, f"SELECT count(*) FROM {table}")[0][0])
 
 
-def fill(url: str) -> None:
+def fill(url: str, dag_runs: int) -> None:
     start = time.perf_counter()
     run_sql(
-        url, FILL_DAG_RUNS.replace("{updated}", "ts + interval '5 minutes'"), {"first": 0, "last": 99_999}
+        url,
+        FILL_DAG_RUNS.replace("{updated}", "ts + interval '5 minutes'"),
+        {"first": 0, "last": dag_runs - 1},
     )
-    add_task_instances(url, 0, 9, 1, 10**9, updated="dr.end_date")
-    run_sql(url, FILL_LOG, {"first": 0, "last": 999_999})
+    add_task_instances(url, 0, TASKS_PER_RUN - 1, 1, 10**9, updated="dr.end_date")
+    run_sql(url, FILL_LOG, {"first": 0, "last": TASKS_PER_RUN * dag_runs - 1})
     run_sql(url, "VACUUM ANALYZE")
     print(
         f"filled in {time.perf_counter() - start:.0f} s: "
@@ -184,6 +212,40 @@ def ensure_mwaadr_venv(path: Path) -> Path:
     return python
 
 
+# -- the S3 server ----------------------------------------------------------------------------------
+@contextmanager
+def s3_server() -> Iterator[dict[str, str]]:
+    """The embedded AWS in a process of its own; yields the environment that points clients at it."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", S3_SERVER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the S3 server did not start (exit {proc.wait()})")
+        yield json.loads(line)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def s3_client(environ: dict[str, str]) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=environ["AWS_ENDPOINT_URL"],
+        region_name=environ["AWS_DEFAULT_REGION"],
+        aws_access_key_id=environ["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environ["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
 # -- measured runs ----------------------------------------------------------------------------------
 def measure(python: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
     start = time.perf_counter()
@@ -199,49 +261,66 @@ def measure(python: str, args: list[str], env: dict[str, str]) -> dict[str, Any]
     return result
 
 
+def rotated(items: tuple[str, ...], by: int) -> list[str]:
+    """The implementations in the order of repeat ``by``: each one goes first as often as the others."""
+    shift = by % len(items)
+    return list(items[shift:] + items[:shift])
+
+
 class Bench:
-    def __init__(self, url: str, env: dict[str, str], mwaadr_python: str, emulator: Any) -> None:
+    def __init__(self, url: str, env: dict[str, str], mwaadr_python: str, repeat: int, dag_runs: int) -> None:
         self.url = url
+        self.dag_runs = dag_runs
         self.env = env
         self.mwaadr_python = mwaadr_python
-        self.emulator = emulator
+        self.repeat = repeat
+        self.s3 = s3_client(env)
         self.results: list[dict[str, Any]] = []
 
     def _clear_bucket(self) -> None:
-        s3 = self.emulator.client("s3")
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
             keys = [{"Key": o["Key"]} for o in page.get("Contents", [])]
             if keys:
-                s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys})
+                self.s3.delete_objects(Bucket=BUCKET, Delete={"Objects": keys})
+
+    def _export(self, impl: str, table: str, label: str, attempt: int) -> dict[str, Any]:
+        if impl == "limit":
+            return measure(sys.executable, ["limit", self.url, table], self.env)
+        if impl == "mwaa-dr":
+            prefix = f"mwaadr/{label}-{attempt}"
+            return measure(self.mwaadr_python, ["mwaadr", BUCKET, prefix, table], self.env)
+        export_id = f"{label}-{impl.replace(' ', '-')}-{attempt}"
+        args = ["ours", self.url, f"s3://{BUCKET}/ours", export_id, "full", table]
+        if impl == "ours in a task":
+            args.append("--import-airflow")
+        return measure(sys.executable, args, self.env)
+
+    def _expected_rows(self, table: str, result: dict[str, Any]) -> int:
+        """Rows the implementation should have written: mwaa-dr may filter a table (its export_filter)."""
+        export_filter = result.get("export_filter")
+        where = f" WHERE {export_filter}" if export_filter else ""
+        return int(run_sql(self.url, f"SELECT count(*) FROM {table}{where}")[0][0])
 
     def run(self, table: str, label: str) -> None:
         rows = count(self.url, table)
         run_sql(self.url, f"SELECT count(*) FROM {table}")  # warm the cache alike for everyone
-        for impl in ("mwaa-dr", "ours", "ours in a task"):
-            self._clear_bucket()
-            if impl == "mwaa-dr":
-                r = measure(self.mwaadr_python, ["mwaadr", BUCKET, f"mwaadr/{label}", table], self.env)
-            else:
-                args = [
-                    "ours",
-                    self.url,
-                    f"s3://{BUCKET}/ours",
-                    f"{label}-{impl.replace(' ', '-')}",
-                    "full",
-                    table,
-                ]
-                if impl == "ours in a task":
-                    args.append("--import-airflow")
-                r = measure(sys.executable, args, self.env)
-                assert r["rows"].get(table) == rows, (r, rows)
-            r.update(table=table, rows=rows, impl=impl, label=label, rows_per_s=rows / r["seconds"])
-            self.results.append(r)
-            print(
-                f"  {table:<14} {rows:>9,} rows  {impl:<15} {r['rows_per_s']:>9,.0f} rows/s  "
-                f"peak RSS {r['peak_rss_mb']:>5.0f} MB  {r['seconds']:>6.1f} s  "
-                f"out {r['bytes'] / 1e6:>6.1f} MB",
-                flush=True,
-            )
+        for attempt in range(self.repeat):
+            for impl in rotated(IMPLEMENTATIONS, attempt):
+                self._clear_bucket()
+                r = self._export(impl, table, label, attempt)
+                written = r["rows"] if isinstance(r["rows"], int) else r["rows"].get(table, 0)
+                expected = self._expected_rows(table, r)
+                if written != expected:
+                    raise AssertionError(f"{impl} wrote {written:,} rows of {table}, expected {expected:,}")
+                r.update(table=table, rows=rows, impl=impl, label=label, attempt=attempt)
+                r["rows_per_s"] = rows / r["seconds"]
+                self.results.append(r)
+                print(
+                    f"  [{attempt + 1}/{self.repeat}] {table:<14} {rows:>9,} rows  {impl:<15} "
+                    f"{r['rows_per_s']:>10,.0f} rows/s  peak RSS {r['peak_rss_mb']:>5.0f} MB  "
+                    f"{r['seconds']:>6.1f} s  out {r['bytes'] / 1e6:>7.1f} MB",
+                    flush=True,
+                )
 
     def incremental(self) -> dict[str, Any]:
         self._clear_bucket()
@@ -256,9 +335,11 @@ class Bench:
         run_sql(
             self.url,
             FILL_DAG_RUNS.replace("{updated}", "now()"),
-            {"first": 200_000, "last": 200_999},  # 1,000 new runs (new dates), updated now
+            # 1,000 new runs, on dates after the filled ones, updated now
+            {"first": 2 * self.dag_runs, "last": 2 * self.dag_runs + 999},
         )
-        add_task_instances(self.url, 0, 9, last_run + 1, 10**9, updated="now()")  # 10,000 task instances
+        # 10,000 task instances
+        add_task_instances(self.url, 0, TASKS_PER_RUN - 1, last_run + 1, 10**9, updated="now()")
         inc = measure(sys.executable, ["ours", self.url, base, "chain-1", "incremental", "default"], self.env)
         print(
             f"  incremental after 10k new task instances: {inc['rows']} in {inc['seconds']:.2f} s "
@@ -267,22 +348,87 @@ class Bench:
         return {"full": full, "incremental": inc}
 
 
+# -- the table ----------------------------------------------------------------------------------------
+def _spread(values: list[float], fmt: str) -> str:
+    """``median (min-max)``; the median alone for a single run."""
+    median = format(statistics.median(values), fmt)
+    if len(values) == 1:
+        return median
+    return f"{median} ({format(min(values), fmt)}-{format(max(values), fmt)})"
+
+
+def summary(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (label, table, implementation): medians and spreads over the repeats."""
+    rows = []
+    groups = sorted({(r["label"], r["table"]) for r in results}, key=lambda g: (g[0], g[1]))
+    for label, table in groups:
+        runs = [r for r in results if (r["label"], r["table"]) == (label, table)]
+        per_attempt = {(r["impl"], r["attempt"]): r for r in runs}
+        attempts = sorted({r["attempt"] for r in runs})
+        for impl in IMPLEMENTATIONS:
+            mine = [per_attempt[(impl, a)] for a in attempts if (impl, a) in per_attempt]
+            if not mine:
+                continue
+            speed = [r["rows_per_s"] for r in mine]
+            versus = [
+                r["rows_per_s"] / per_attempt[("mwaa-dr", r["attempt"])]["rows_per_s"]
+                for r in mine
+                if ("mwaa-dr", r["attempt"]) in per_attempt
+            ]
+            of_limit = [
+                100 * r["rows_per_s"] / per_attempt[("limit", r["attempt"])]["rows_per_s"]
+                for r in mine
+                if ("limit", r["attempt"]) in per_attempt
+            ]
+            rows.append(
+                {
+                    "table": f"{table} ({_rows_label(mine[0]['rows'])})",
+                    "implementation": impl,
+                    "rows/s": _spread(speed, ",.0f"),
+                    "x mwaa-dr": _spread(versus, ".1f") + "x" if versus and impl != "limit" else "",
+                    "% of the limit": _spread(of_limit, ".0f") + " %" if of_limit else "",
+                    "peak RSS MB": _spread([r["peak_rss_mb"] for r in mine], ".0f"),
+                    "output MB": f"{statistics.median(r['bytes'] for r in mine) / 1e6:.1f}",
+                    "runs": len(mine),
+                }
+            )
+    return rows
+
+
+def _rows_label(rows: int) -> str:
+    return f"{rows / 1e6:g}M" if rows >= 1_000_000 else f"{rows / 1e3:g}k" if rows >= 1000 else str(rows)
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    columns = list(rows[0]) if rows else []
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--mwaadr-venv", type=Path, default=DEFAULT_MWAADR_VENV)
     parser.add_argument("--json", type=Path, help="write every figure to this file")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement (medians of them)")
+    parser.add_argument(
+        "--dag-runs",
+        type=int,
+        default=100_000,
+        help=f"dag runs to fill ({TASKS_PER_RUN} task instances and {TASKS_PER_RUN} log rows each)",
+    )
     parser.add_argument(
         "--reuse-db",
         action="store_true",
         help=f"keep {BENCH_DB} if it holds exactly the freshly filled rows (skips the fill)",
     )
     args = parser.parse_args()
+    if args.repeat < 1 or args.dag_runs < 10:
+        parser.error("--repeat must be at least 1 and --dag-runs at least 10")
 
     import airflow  # the venv must be Airflow 2.11's: mwaa-dr supports Airflow 2 only
-
-    from airflow_provider_mwaaops.testing.emulator import AwsEmulator
 
     if not airflow.__version__.startswith("2."):
         parser.error(
@@ -290,35 +436,41 @@ def main() -> int:
         )
     mwaadr_python = str(ensure_mwaadr_venv(args.mwaadr_venv))
     scratch = Path(tempfile.mkdtemp(prefix="mwaaops-bench-"))
-    url = reusable_bench_db() if args.reuse_db else None
+    url = reusable_bench_db(args.dag_runs) if args.reuse_db else None
     if url is None:
         url = create_bench_db(scratch)
         print(f"benchmark database {BENCH_DB} (Airflow {airflow.__version__} schema)")
-        fill(url)
+        fill(url, args.dag_runs)
     else:
         print(f"benchmark database {BENCH_DB} reused")
-    with AwsEmulator() as emulator:
-        emulator.client("s3").create_bucket(Bucket=BUCKET)
+    with s3_server() as aws:
         env = {
             **os.environ,
-            **emulator.environ(),
+            **aws,
             "AIRFLOW_HOME": str(scratch / "airflow-home"),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url,
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "PYTHONPATH": str(HERE.parent),
         }
-        bench = Bench(url, env, mwaadr_python, emulator)
-        print("1M task instances, 1M log rows, 100k dag runs:")
+        bench = Bench(url, env, mwaadr_python, args.repeat, args.dag_runs)
+        bench.s3.create_bucket(Bucket=BUCKET)
+        counts = fresh_counts(args.dag_runs)
+        print(", ".join(f"{_rows_label(n)} {table}" for table, n in counts.items()) + ":")
         for table in ("task_instance", "log", "dag_run"):
-            bench.run(table, "1m")
-        add_task_instances(url, 10, 19, 1, 10**9, updated="dr.end_date")
+            bench.run(table, "a")
+        add_task_instances(url, TASKS_PER_RUN, 2 * TASKS_PER_RUN - 1, 1, 10**9, updated="dr.end_date")
         run_sql(url, "VACUUM ANALYZE task_instance")
-        print("2M task instances:")
-        bench.run("task_instance", "2m")
+        print(f"{_rows_label(2 * counts['task_instance'])} task instances:")
+        bench.run("task_instance", "b")
         print("incremental:")
         chain = bench.incremental()
+    table = summary(bench.results)
+    print()
+    print(markdown(table))
     if args.json:
-        args.json.write_text(json.dumps({"runs": bench.results, "chain": chain}, indent=2))
+        args.json.write_text(
+            json.dumps({"runs": bench.results, "summary": table, "chain": chain}, indent=2, default=str)
+        )
     return 0
 
 

@@ -23,9 +23,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow_provider_mwaaops.compat import DAG, Variable, task
+from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS, DAG, Variable, task
 from airflow_provider_mwaaops.operators.metadata import MetadataExportOperator
 from airflow_provider_mwaaops.operators.metadata_restore import MetadataRestoreOperator
+
+#: Airflow 3 tasks may not use Airflow's own database session: there the export reads the metadata
+#: database through this Airflow connection (create it; Airflow 2 tasks read the database directly).
+METADATA_DB_CONN_ID = "mwaaops_metadata_db" if AIRFLOW_V_3_0_PLUS else None
 
 DEFAULT_BUCKET = "mwaaops-example-metadata"
 
@@ -51,7 +55,9 @@ with DAG(
 
     location = backup_location()
 
-    backup = MetadataExportOperator(task_id="backup", export_uri=location, mode="full")
+    backup = MetadataExportOperator(
+        task_id="backup", export_uri=location, mode="full", db_conn_id=METADATA_DB_CONN_ID
+    )
 
     @task
     def fresh_metadata_db() -> str:

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow_provider_mwaaops.compat import DAG, Variable, task
+from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS, DAG, Variable, task
 from airflow_provider_mwaaops.operators.metadata import MetadataExportOperator
+
+#: Airflow 3 tasks may not use Airflow's own database session: there the export reads the metadata
+#: database through this Airflow connection (create it; Airflow 2 tasks read the database directly).
+METADATA_DB_CONN_ID = "mwaaops_metadata_db" if AIRFLOW_V_3_0_PLUS else None
 
 DEFAULT_BUCKET = "mwaaops-example-metadata"
 
@@ -48,6 +52,7 @@ with DAG(
         task_id="export_metadata",
         export_uri=base,
         mode="incremental",
+        db_conn_id=METADATA_DB_CONN_ID,
         secrets="exclude",  # connection passwords/extras and variable values stay out
         retries=2,
     )

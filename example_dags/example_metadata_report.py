@@ -17,9 +17,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from airflow_provider_mwaaops.compat import DAG, Variable, task
+from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS, DAG, Variable, task
 from airflow_provider_mwaaops.operators.metadata import MetadataExportOperator
 from airflow_provider_mwaaops.operators.metadata_analysis import MetadataReportOperator
+
+#: Airflow 3 tasks may not use Airflow's own database session: there the export reads the metadata
+#: database through this Airflow connection (create it; Airflow 2 tasks read the database directly).
+METADATA_DB_CONN_ID = "mwaaops_metadata_db" if AIRFLOW_V_3_0_PLUS else None
 
 DEFAULT_BUCKET = "mwaaops-example-metadata"
 
@@ -51,6 +55,7 @@ with DAG(
         export_uri=where["exports"],
         mode="incremental",
         tables=["dag_run", "task_instance"],
+        db_conn_id=METADATA_DB_CONN_ID,
     )
 
     report = MetadataReportOperator(

@@ -107,7 +107,8 @@ with DAG(
         task_id="publish_result",
         target_arn="{{ var.value.target_sns_arn }}",
         result=shape(revenue.output),
-        subject="Revenue per region for {{ ds }}",
+        # Airflow 3 runs triggered through the REST API or by an asset have no logical date (no ``ds``).
+        subject="Revenue per region for {{ (dag_run.logical_date or dag_run.run_after) | ds }}",
         message_attributes={"report": "revenue_per_region"},
     )
 

@@ -150,7 +150,10 @@ with DAG(
         retry_delay=timedelta(seconds=1),
         on_retry_callback=raise_glue_concurrency,
         deferrable=True,
-        waiter_delay=1,
+        # Not less: Airflow 3.3 can fail a deferred task whose trigger fires before the scheduler
+        # has processed the deferring process's exit (apache/airflow#72716, open), which a
+        # loaded scheduler can take seconds to do.
+        waiter_delay=10,
     )
 
     @task

@@ -73,7 +73,9 @@ with DAG(
     start = StepFunctionStartExecutionOperator(
         task_id="start_execution",
         state_machine_arn=state_machine_arn,
-        name="report-{{ ts_nodash }}",
+        # run_id exists for every run; logical-date fields (ds, ts_nodash) do not on Airflow 3 runs
+        # triggered through the REST API or by an asset. ':' and '+' are not allowed in a name.
+        name="report-{{ run_id | replace(':', '') | replace('+', '') }}",
         state_machine_input={"orders": [{"id": 1}, {"id": 2}, {"id": 3}]},
     )
 

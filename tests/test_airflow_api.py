@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from airflow_provider_mwaaops.airflow_api import (
+    PROBE_PAGE_SIZE,
+    RESPONSE_BUDGET_SHARE,
     AirflowApiClient,
     AirflowApiError,
-    AirflowApiResponseTooLarge,
 )
 
 NO_WAIT = 0.0
@@ -130,6 +131,40 @@ def test_paginate_stops_on_a_short_page_without_total(scripted: _Scripted) -> No
     assert [p.split("?")[1] for _, p, _ in scripted.requests] == ["offset=0&limit=2", "offset=2&limit=2"]
 
 
+def test_paginate_sizes_pages_from_the_bytes_per_row_under_a_response_limit(scripted: _Scripted) -> None:
+    """Through a size-limited transport (MWAA: 6 MB) the first page is small and the next ones are
+    sized from the bytes per row of the previous page, to a quarter of the limit."""
+    row = {"name": "x" * 380}  # about 400 bytes of JSON per row
+    total = PROBE_PAGE_SIZE + 50
+    scripted.answers = [
+        (200, {"items": [row] * n, "total_entries": total}) for n in (PROBE_PAGE_SIZE, *[5] * 10)
+    ]
+    client = _client(scripted.url)
+    client._transport.response_limit_bytes = 8_000  # type: ignore[misc]
+    items = list(client.paginate("/things", items_key="items", page_size=100))
+
+    assert len(items) == total
+    limits = [int(p.split("limit=")[1]) for _, p, _ in scripted.requests]
+    page_bytes = len(
+        json.dumps({"items": [row] * PROBE_PAGE_SIZE, "total_entries": total}, separators=(",", ":"))
+    )
+    expected = int(8_000 * RESPONSE_BUDGET_SHARE * PROBE_PAGE_SIZE / page_bytes)
+    assert limits[0] == PROBE_PAGE_SIZE
+    assert limits[1:] == [expected] * 10  # 2,000 bytes of budget / ~400 bytes a row
+    assert expected == 5
+    assert all(limit * len(json.dumps(row)) <= 8_000 * RESPONSE_BUDGET_SHARE for limit in limits[1:])
+
+
+def test_paginate_without_a_response_limit_asks_for_full_pages(scripted: _Scripted) -> None:
+    scripted.answers = [
+        (200, {"items": [{"i": i} for i in range(100)], "total_entries": 150}),
+        (200, {"items": []}),
+    ]
+    scripted.answers[1] = (200, {"items": [{"i": i} for i in range(50)], "total_entries": 150})
+    assert len(list(_client(scripted.url).paginate("/things", items_key="items", page_size=100))) == 150
+    assert [int(p.split("limit=")[1]) for _, p, _ in scripted.requests] == [100, 100]
+
+
 def test_from_config_reads_the_mwaaops_section(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIRFLOW__MWAAOPS__API_URL", "http://airflow.example:8080/")
     monkeypatch.setenv("AIRFLOW__MWAAOPS__API_TIMEOUT", "2.5")
@@ -227,21 +262,46 @@ def test_client_through_mwaa(mwaa_environment: str) -> None:
     assert not err.value.retryable
 
 
-def test_mwaa_response_limit_halves_pages(mwaa_environment: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Above InvokeRestApi's response limit (lowered here, 6 MB in AWS) pages are halved, not lost."""
+def test_mwaa_pages_stay_under_the_response_limit(
+    mwaa_environment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages sized from the bytes per row never reach InvokeRestApi's limit (lowered here)."""
     from airflow_provider_mwaaops.testing.extensions import mwaa_rest_api
 
-    client = AirflowApiClient.from_mwaa(mwaa_environment)
-    names = [f"mwaaops_big_{i:02d}" for i in range(12)]
+    client = AirflowApiClient.from_mwaa(mwaa_environment, attempts=1)
+    names = [f"mwaaops_big_{i:02d}" for i in range(30)]
     for name in names:
         client.post("/pools", json={"name": name, "slots": 1, "description": "d" * 300})
     try:
-        monkeypatch.setattr(mwaa_rest_api, "RESPONSE_LIMIT_BYTES", 2_000)
-        with pytest.raises(AirflowApiResponseTooLarge, match="6 MB"):
-            client.get("/pools", {"limit": 100})
+        monkeypatch.setattr(mwaa_rest_api, "RESPONSE_LIMIT_BYTES", 6_000)
+        monkeypatch.setattr(client._transport, "response_limit_bytes", 6_000)
         got = [p["name"] for p in client.paginate("/pools", {"order_by": "name"}, "pools", page_size=100)]
         assert [n for n in got if n.startswith("mwaaops_big_")] == names
     finally:
         monkeypatch.undo()
         for name in names:
             client.request("DELETE", f"/pools/{name}")
+
+
+def test_an_oversized_mwaa_answer_is_an_error_like_any_other(
+    mwaa_environment: str, aws_emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """AWS documents the 6 MB limit, not its error: the emulator answers the API reference's generic
+    InternalServerException, and the client fails with it, saying what to check."""
+    from botocore.exceptions import ClientError
+
+    from airflow_provider_mwaaops.testing.extensions import mwaa_rest_api
+
+    monkeypatch.setattr(mwaa_rest_api, "RESPONSE_LIMIT_BYTES", 50)
+    with pytest.raises(ClientError) as raw:
+        aws_emulator.client("mwaa").invoke_rest_api(Name=mwaa_environment, Method="GET", Path="/pools")
+    assert raw.value.response["Error"] == {
+        "Code": "InternalServerException",
+        "Message": "An internal error has occurred.",
+    }
+    client = AirflowApiClient.from_mwaa(mwaa_environment, attempts=1)
+    with pytest.raises(AirflowApiError) as err:
+        client.get("/pools", {"limit": 100})
+    assert type(err.value) is AirflowApiError
+    assert "InternalServerException" in str(err.value)
+    assert "answer over 6 MB" in str(err.value)

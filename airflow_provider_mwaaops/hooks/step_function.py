@@ -8,6 +8,7 @@ here is the API knowledge behind "find, redrive or start" and "explain why it fa
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,9 @@ from airflow_provider_mwaaops.aws.errors import error_code
 REDRIVABLE_STATUSES = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
 #: How many failed Map Run children the failure report looks into.
 MAX_FAILED_CHILDREN_REPORTED = 3
+#: "the hard limit of 1000 redrives of a given Map Run. If you've exceeded this limit, you'll
+#: receive the States.Runtime error" (Step Functions developer guide, Redriving Map Runs).
+MAX_MAP_RUN_REDRIVES = 1000
 
 _FAILURE_EVENT_DETAILS = (
     "executionFailedEventDetails",
@@ -41,12 +45,20 @@ class MapRunReport:
     status: str
     item_counts: dict[str, int]
     failed_children: list[str] = field(default_factory=list)
+    redrive_count: int = 0
 
     def describe(self) -> str:
         counts = ", ".join(
             f"{key} {self.item_counts.get(key, 0)}" for key in ("failed", "succeeded", "aborted", "timedOut")
         )
         text = f"Map Run {self.map_run_arn.rsplit(':', 2)[-2]} {self.status}: {counts}"
+        if self.redrive_count >= MAX_MAP_RUN_REDRIVES:
+            text += (
+                f"; redriven {self.redrive_count} times, AWS's hard limit of {MAX_MAP_RUN_REDRIVES}: "
+                "a redrive of its parent fails with States.Runtime"
+            )
+        elif self.redrive_count:
+            text += f"; redriven {self.redrive_count} times"
         for child in self.failed_children:
             text += f"\n    child {child}"
         return text
@@ -117,20 +129,85 @@ class StepFunctionRedriveHook(StepFunctionHook):
             if error_code(exc) != "ExecutionDoesNotExist":
                 raise
 
-    def update_failed_map_runs(self, execution_arn: str, settings: dict[str, Any]) -> list[str]:
-        """Apply UpdateMapRun to every unsuccessful Map Run of the execution; returns their ARNs.
+    def unsuccessful_map_runs(self, execution_arn: str) -> dict[str, dict[str, Any]]:
+        """DescribeMapRun of every Map Run of the execution that did not succeed, by ARN."""
+        described = {
+            m["mapRunArn"]: self.conn.describe_map_run(mapRunArn=m["mapRunArn"])
+            for m in self._map_runs(execution_arn)
+        }
+        return {arn: d for arn, d in described.items() if d.get("status") != "SUCCEEDED"}
 
-        Used before a redrive, for instance to lower a Distributed Map's concurrency to what a
-        downstream service (Glue's max concurrent runs) accepts.
+    def update_map_runs_once_running(
+        self,
+        before: dict[str, dict[str, Any]],
+        settings: dict[str, Any],
+        timeout: float,
+        interval: float = 1.0,
+    ) -> tuple[list[str], list[str]]:
+        """Apply UpdateMapRun to each of ``before`` (DescribeMapRun answers taken before a redrive)
+        as soon as the redrive has it RUNNING again; returns (updated, missed) Map Run ARNs.
+
+        UpdateMapRun "updates an in-progress Map Run's configuration" (API reference): AWS documents
+        nothing for a Map Run that has ended, so it is never called on one. A Map Run that ends
+        before it is seen running again, or is not redriven within ``timeout``, is missed.
         """
-        updated = []
-        for map_run in self._map_runs(execution_arn):
-            described = self.conn.describe_map_run(mapRunArn=map_run["mapRunArn"])
-            if described["status"] == "SUCCEEDED":
-                continue
-            self.conn.update_map_run(mapRunArn=map_run["mapRunArn"], **settings)
-            updated.append(map_run["mapRunArn"])
-        return updated
+        pending = {arn: int(d.get("redriveCount", 0)) for arn, d in before.items()}
+        updated: list[str] = []
+        missed: list[str] = []
+        deadline = time.monotonic() + timeout
+        while pending:
+            for arn, count in list(pending.items()):
+                described = self.conn.describe_map_run(mapRunArn=arn)
+                if int(described.get("redriveCount", 0)) <= count:
+                    continue  # not redriven yet
+                del pending[arn]
+                if described.get("status") != "RUNNING":
+                    missed.append(arn)
+                    continue
+                try:
+                    self.conn.update_map_run(mapRunArn=arn, **settings)
+                    updated.append(arn)
+                except ClientError as exc:  # it ended between the two calls
+                    self.log.warning("UpdateMapRun of %s failed: %s", arn, exc)
+                    missed.append(arn)
+            if pending and time.monotonic() >= deadline:
+                missed.extend(pending)
+                break
+            if pending:
+                time.sleep(interval)
+        return updated, missed
+
+    def definition_change(self, execution_arn: str, state_machine_arn: str) -> str | None:
+        """Why a fresh start of ``state_machine_arn`` would not run the definition the execution
+        runs, or ``None`` when it would.
+
+        A redrive always reruns the definition the execution started with ("you can't redrive a
+        failed workflow using a state machine definition that's different from the initial
+        workflow execution"): DescribeStateMachineForExecution has it, DescribeStateMachine (of
+        the state machine, the version, or each version an alias routes to) has what runs now.
+        """
+        started = self.conn.describe_state_machine_for_execution(executionArn=execution_arn)
+        described = self.conn.describe_execution(executionArn=execution_arn)
+        now = self._definitions_now(state_machine_arn)
+        if _parsed(started["definition"]) in [_parsed(d) for d in now]:
+            return None
+        origin = described.get("stateMachineVersionArn") or described.get("stateMachineArn")
+        return (
+            f"the definition changed since execution {execution_arn} started (on {origin}): "
+            f"{state_machine_arn} now runs a different one, and a redrive reruns the original"
+        )
+
+    def _definitions_now(self, state_machine_arn: str) -> list[str]:
+        parts = state_machine_arn.split(":")
+        qualifier = parts[7] if len(parts) > 7 else None
+        if qualifier is None or qualifier.isdigit():
+            return [self.conn.describe_state_machine(stateMachineArn=state_machine_arn)["definition"]]
+        alias = self.conn.describe_state_machine_alias(stateMachineAliasArn=state_machine_arn)
+        return [
+            self.conn.describe_state_machine(stateMachineArn=route["stateMachineVersionArn"])["definition"]
+            for route in alias.get("routingConfiguration", [])
+            if route.get("weight", 0) > 0
+        ]
 
     def output(self, described: dict[str, Any]) -> Any:
         raw = described.get("output")
@@ -179,6 +256,7 @@ class StepFunctionRedriveHook(StepFunctionHook):
             map_run_arn=map_run_arn,
             status=described.get("status", "UNKNOWN"),
             item_counts={k: int(v) for k, v in described.get("itemCounts", {}).items()},
+            redrive_count=int(described.get("redriveCount", 0)),
         )
         report.failed_children = self._failed_children(map_run_arn)
         return report
@@ -199,6 +277,14 @@ class StepFunctionRedriveHook(StepFunctionHook):
         except ClientError as exc:  # the item counts are still worth reporting without them
             self.log.warning("Could not read the failed children of %s: %s", map_run_arn, exc)
             return []
+
+
+def _parsed(definition: str) -> Any:
+    """A definition as data, so that formatting does not count as a change."""
+    try:
+        return json.loads(definition)
+    except ValueError:
+        return definition
 
 
 def _failed_state(events: list[dict[str, Any]]) -> tuple[str | None, str | None, str | None]:

@@ -13,6 +13,11 @@ FAILED/TIMED_OUT/ABORTED  RedriveExecution (idempotent per try) when redrivable;
                           otherwise fails clearly, or starts a fresh execution when
                           ``if_not_redrivable="start_new"``
 ========================  ==========================================================
+
+An execution started through a version or an alias ARN has the state machine's execution ARN, so
+a retry finds it the same way; its redrive reruns the version it started on (AWS redrives the
+original definition). When the definition a fresh start would run differs from that one,
+``if_definition_changed`` decides.
 """
 
 from __future__ import annotations
@@ -32,7 +37,11 @@ from botocore.exceptions import ClientError
 from airflow_provider_mwaaops.aws.arn import StateMachineArn, execution_arn_for, validate_sfn_name
 from airflow_provider_mwaaops.aws.errors import error_code
 from airflow_provider_mwaaops.compat import AirflowException
-from airflow_provider_mwaaops.hooks.step_function import REDRIVABLE_STATUSES, StepFunctionRedriveHook
+from airflow_provider_mwaaops.hooks.step_function import (
+    MAX_MAP_RUN_REDRIVES,
+    REDRIVABLE_STATUSES,
+    StepFunctionRedriveHook,
+)
 from airflow_provider_mwaaops.operators.base import AwsBaseOperator, aws_template_fields
 from airflow_provider_mwaaops.triggers.base import STATUS_FAILURE, STATUS_SUCCESS, AwsPollingTrigger
 from airflow_provider_mwaaops.triggers.step_function import WAITING_STATUSES, StepFunctionExecutionTrigger
@@ -44,6 +53,9 @@ if TYPE_CHECKING:
 MAX_INPUT_BYTES = 256 * 1024
 MAX_NAME_LENGTH = 80
 _NAME_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+#: How long a try waits, after redriving, for an unsuccessful Map Run to run again to update it.
+MAP_RUN_RESTART_TIMEOUT_S = 60.0
+DEFINITION_POLICIES = ("redrive", "start_new", "fail")
 _MAP_RUN_SETTINGS = {
     "max_concurrency": "maxConcurrency",
     "tolerated_failure_count": "toleratedFailureCount",
@@ -75,6 +87,28 @@ def _generation_name(base: str, generation: int) -> str:
 def _client_token(execution_arn: str, try_number: int) -> str:
     """Same token for the same try, so a repeated RedriveExecution call is a no-op."""
     return hashlib.sha256(f"{execution_arn}\x1f{try_number}".encode()).hexdigest()[:32]
+
+
+def _map_runs_at_redrive_limit(map_runs: dict[str, dict[str, Any]]) -> str | None:
+    """Why a redrive would fail with States.Runtime (a Map Run redriven 1000 times), or None."""
+    for arn, described in map_runs.items():
+        count = int(described.get("redriveCount", 0))
+        if count >= MAX_MAP_RUN_REDRIVES:
+            return (
+                f"Map Run {arn} has been redriven {count} times, AWS's hard limit of {MAX_MAP_RUN_REDRIVES} "
+                "(a redrive would fail with States.Runtime)"
+            )
+    return None
+
+
+def _started_through(described: dict[str, Any]) -> str:
+    """' (started through alias ... on version ...)' for an execution of a version or alias."""
+    alias, version = described.get("stateMachineAliasArn"), described.get("stateMachineVersionArn")
+    if alias:
+        return f" (started through alias {alias}, on version {version}: the redrive reruns that version)"
+    if version:
+        return f" (started on version {version}: the redrive reruns that version)"
+    return ""
 
 
 def serialize_input(value: Any) -> str:
@@ -111,8 +145,17 @@ class StepFunctionExecutionOperator(AwsBaseOperator):
         (only failed states rerun). ``False`` starts a fresh execution on every retry instead.
     :param if_not_redrivable: when AWS refuses a redrive (older than 14 days, definition changed
         since the start, ...): ``"fail"`` the task with the reason, or ``"start_new"`` execution.
+    :param if_definition_changed: what a retry does when the execution it would redrive started
+        on a different definition than the one ``state_machine_arn`` runs now (the state machine
+        was updated, the alias points at another version). AWS redrives the *original* definition,
+        so a fixed definition does not reach a redrive. ``"redrive"`` (default: no second
+        execution, completed states are not run again) redrives the original with a warning in
+        the log and in the error if it fails again; ``"start_new"`` starts a fresh execution on the
+        new definition (``<name>-n1``, every state runs again); ``"fail"`` fails the task, saying
+        why.
     :param map_run_update: applied with UpdateMapRun to the execution's unsuccessful Distributed
-        Map runs before a redrive: ``max_concurrency``, ``tolerated_failure_count``,
+        Map runs once a redrive has them running again (AWS documents UpdateMapRun for a Map Run
+        in progress only): ``max_concurrency``, ``tolerated_failure_count``,
         ``tolerated_failure_percentage``. (templated)
     :param stop_on_kill: stop the execution when the task is killed (while deferred: Airflow 3.3+).
     :param max_output_xcom_bytes: outputs larger than this are not pushed to XCom; a pointer to
@@ -143,6 +186,7 @@ class StepFunctionExecutionOperator(AwsBaseOperator):
         name: str | None = None,
         redrive: bool = True,
         if_not_redrivable: Literal["fail", "start_new"] = "fail",
+        if_definition_changed: Literal["redrive", "start_new", "fail"] = "redrive",
         map_run_update: dict[str, Any] | None = None,
         stop_on_kill: bool = True,
         max_output_xcom_bytes: int = 64 * 1024,
@@ -151,11 +195,17 @@ class StepFunctionExecutionOperator(AwsBaseOperator):
         super().__init__(**kwargs)
         if if_not_redrivable not in ("fail", "start_new"):
             raise ValueError(f"if_not_redrivable must be 'fail' or 'start_new', got {if_not_redrivable!r}")
+        if if_definition_changed not in DEFINITION_POLICIES:
+            raise ValueError(
+                f"if_definition_changed must be one of {', '.join(DEFINITION_POLICIES)}, "
+                f"got {if_definition_changed!r}"
+            )
         self.state_machine_arn = state_machine_arn
         self.input = input
         self.name = name
         self.redrive = redrive
         self.if_not_redrivable = if_not_redrivable
+        self.if_definition_changed = if_definition_changed
         self.map_run_update = map_run_update
         self.stop_on_kill = stop_on_kill
         self.max_output_xcom_bytes = max_output_xcom_bytes
@@ -219,14 +269,25 @@ class StepFunctionExecutionOperator(AwsBaseOperator):
             if status not in REDRIVABLE_STATUSES:
                 raise AirflowException(f"execution {execution_arn} has unexpected status {status!r}")
             redrive_status = described.get("redriveStatus", "NOT_REDRIVABLE")
+            reason = described.get("redriveStatusReason") or "redrive disabled (redrive=False)"
             if self.redrive and redrive_status == "REDRIVABLE":
-                return execution_arn, self._redrive(hook, execution_arn, status, map_run_update, try_number)
+                before = hook.unsuccessful_map_runs(execution_arn)
+                at_limit = _map_runs_at_redrive_limit(before)
+                if not at_limit:
+                    policy = self._definition_policy(hook, execution_arn, machine)
+                    if policy == "redrive":
+                        action = self._redrive(
+                            hook, execution_arn, status, map_run_update, before, try_number
+                        )
+                        return execution_arn, f"{action}{_started_through(described)}"
+                    generation += 1  # "start_new": a fresh execution on the new definition
+                    continue
+                reason = at_limit
             if redrive_status == "REDRIVABLE_BY_MAP_RUN":
                 raise AirflowException(
                     f"execution {execution_arn} is a Distributed Map child run; it can only be redriven "
                     "through its parent execution's Map Run"
                 )
-            reason = described.get("redriveStatusReason") or "redrive disabled (redrive=False)"
             if self.redrive and self.if_not_redrivable == "fail":
                 raise AirflowException(
                     f"execution {execution_arn} ended {status} and cannot be redriven: {reason}. "
@@ -235,8 +296,36 @@ class StepFunctionExecutionOperator(AwsBaseOperator):
             self.log.warning("Execution %s ended %s and is not redriven (%s)", execution_arn, status, reason)
             generation += 1
 
+    def _definition_policy(
+        self, hook: StepFunctionRedriveHook, execution_arn: str, machine: StateMachineArn
+    ) -> str:
+        """``"redrive"`` or ``"start_new"``; raises for ``if_definition_changed="fail"``."""
+        change = hook.definition_change(execution_arn, str(machine))
+        if change is None:
+            return "redrive"
+        if self.if_definition_changed == "fail":
+            raise AirflowException(
+                f"{change}. if_definition_changed='fail': set it to 'redrive' (rerun the original "
+                "definition from the point of failure) or 'start_new' (a fresh execution on the new one)"
+            )
+        if self.if_definition_changed == "start_new":
+            self.log.warning(
+                "%s; starting a fresh execution on it (if_definition_changed='start_new')", change
+            )
+            return "start_new"
+        self.log.warning(
+            "%s; redriving the original definition (if_definition_changed='redrive'). Set "
+            "if_definition_changed='start_new' to run the new one instead.",
+            change,
+        )
+        return "redrive"
+
     def _start(self, hook: StepFunctionRedriveHook, machine: StateMachineArn, name: str, payload: str) -> str:
-        machine_type = hook.conn.describe_state_machine(stateMachineArn=str(machine)).get("type", "STANDARD")
+        # The type is the state machine's, whatever version or alias the ARN names (and
+        # DescribeStateMachine documents version ARNs, not alias ARNs).
+        machine_type = hook.conn.describe_state_machine(stateMachineArn=machine.unqualified).get(
+            "type", "STANDARD"
+        )
         if machine_type == "EXPRESS":
             # Express executions have no DescribeExecution, no history and no redrive: nothing this
             # operator promises (find, re-attach, redrive) is possible, so refuse before starting one.
@@ -258,16 +347,26 @@ class StepFunctionExecutionOperator(AwsBaseOperator):
         execution_arn: str,
         status: str,
         map_run_update: dict[str, Any],
+        before: dict[str, dict[str, Any]],
         try_number: int,
     ) -> str:
-        if map_run_update:
-            updated = hook.update_failed_map_runs(execution_arn, map_run_update)
-            self.log.info("Updated %d Map Run(s) before the redrive: %s", len(updated), map_run_update)
         self.log.info(
             "Explaining the previous failure before redriving:\n%s",
             hook.explain_failure(execution_arn).describe(),
         )
         redrive_date = hook.redrive(execution_arn, _client_token(execution_arn, try_number))
+        if map_run_update and before:
+            updated, missed = hook.update_map_runs_once_running(
+                before, map_run_update, MAP_RUN_RESTART_TIMEOUT_S, interval=min(1.0, self.waiter_delay)
+            )
+            self.log.info("Updated %d redriven Map Run(s): %s", len(updated), map_run_update)
+            for arn in missed:
+                self.log.warning(
+                    "Map Run %s was not seen running again within %.0f s of the redrive (it may have "
+                    "ended first): map_run_update was not applied to it",
+                    arn,
+                    MAP_RUN_RESTART_TIMEOUT_S,
+                )
         return f"ended {status}; redriven at {redrive_date}"
 
     # -- completion ---------------------------------------------------------------------------
@@ -282,8 +381,23 @@ class StepFunctionExecutionOperator(AwsBaseOperator):
         failure = self.hook.explain_failure(str(self.execution_arn))
         context["ti"].xcom_push(key="execution_status", value=failure.status)
         context["ti"].xcom_push(key="redrive_count", value=event.get("redrive_count", 0))
-        self.log.error("%s", failure.describe())
-        raise AirflowException(failure.describe())
+        message = failure.describe() + self._definition_note()
+        self.log.error("%s", message)
+        raise AirflowException(message)
+
+    def _definition_note(self) -> str:
+        """Why a redrive of this execution runs an old definition, if it does; best effort."""
+        try:
+            change = self.hook.definition_change(str(self.execution_arn), self.state_machine_arn)
+        except ClientError as exc:
+            self.log.warning("Could not compare the execution's definition with the current one: %s", exc)
+            return ""
+        if change is None:
+            return ""
+        return (
+            f"\nNote: {change}. A retry redrives the original definition unless "
+            "if_definition_changed='start_new'."
+        )
 
     def _succeeded(self, context: Context, event: dict[str, Any]) -> Any:
         hook = self.hook

@@ -14,8 +14,21 @@ def test_there_are_examples():
     assert EXAMPLE_FILES
 
 
+@pytest.fixture
+def metadata_db_connection(mwaaops_airflow, monkeypatch):
+    """The connection the metadata examples read the metadata database through on Airflow 3."""
+    import json
+
+    url = mwaaops_airflow.sql_alchemy_conn
+    if url.startswith("sqlite:///"):
+        connection = json.dumps({"conn_type": "sqlite", "host": url.removeprefix("sqlite:///")})
+    else:  # postgresql+psycopg2://... as an Airflow connection URI
+        connection = "postgresql://" + url.split("://", 1)[1]
+    monkeypatch.setenv("AIRFLOW_CONN_MWAAOPS_METADATA_DB", connection)
+
+
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
-def test_example_dag_succeeds(path, dag_runner, aws_emulator):
+def test_example_dag_succeeds(path, dag_runner, aws_emulator, metadata_db_connection):
     from airflow_provider_mwaaops.testing.asset_events import prepare_example
     from airflow_provider_mwaaops.testing.dag_runner import load_dags
     from airflow_provider_mwaaops.testing.mwaa_recovery import prepare_mwaa_example

@@ -363,11 +363,18 @@ DISTRIBUTED_MAP = {
 }
 
 
-def test_map_run_update_is_applied_before_the_redrive(dag_runner, s3, sfn):
-    """Two of four items fail; before redriving, the Map Run is told to tolerate two failures."""
+def test_map_run_update_is_applied_once_the_redriven_map_run_runs(dag_runner, s3, sfn):
+    """Two of four items fail; once the retry's redrive has the Map Run running again, it is told to
+    tolerate two failures (UpdateMapRun acts on a Map Run in progress only)."""
     for key in ("k0", "k2"):
         s3.put_object(Bucket=BUCKET, Key=f"in/{key}", Body=b"x")
-    arn = sfn.create_state_machine(name="dmap", definition=json.dumps(DISTRIBUTED_MAP), roleArn=ROLE_ARN)[
+    slow = json.loads(json.dumps(DISTRIBUTED_MAP))
+    # A failing read is retried once after 2 s, in the redrive too: the redriven Map Run runs long
+    # enough to be seen running and updated.
+    slow["States"]["Items"]["ItemProcessor"]["States"]["Read"]["Retry"] = [
+        {"ErrorEquals": ["States.ALL"], "IntervalSeconds": 2, "MaxAttempts": 1}
+    ]
+    arn = sfn.create_state_machine(name="dmap", definition=json.dumps(slow), roleArn=ROLE_ARN)[
         "stateMachineArn"
     ]
     dag = make_dag(
@@ -410,6 +417,10 @@ def test_failure_report_counts_the_distributed_map_items(aws_emulator, s3, sfn):
     assert report.item_counts["failed"] == 2
     assert report.item_counts["succeeded"] == 1
     assert "failed 2, succeeded 1" in failure.describe()
+    # The first failed children are named with their error (the emulator's Map Run children).
+    assert len(report.failed_children) == 2
+    assert all("s3." in child.lower() for child in report.failed_children)
+    assert "child " in failure.describe()
 
 
 @pytest.mark.parametrize(

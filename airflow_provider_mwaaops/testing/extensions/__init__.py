@@ -33,18 +33,26 @@ def install_all() -> None:
             mwaa_rest_api,
             stepfunctions_api,
             stepfunctions_callbacks,
+            stepfunctions_errors,
+            stepfunctions_executions,
+            stepfunctions_map_children,
             stepfunctions_map_runs,
             stepfunctions_redrive,
             stepfunctions_replay,
             stepfunctions_timeouts,
+            stepfunctions_versions,
         )
 
         # Replay first: the Map Run patches wrap the iteration hooks it installs.
         stepfunctions_replay.install()
         stepfunctions_map_runs.install()
+        stepfunctions_map_children.install()  # after map_runs: a child wraps the whole iteration
         stepfunctions_timeouts.install()
+        stepfunctions_errors.install()
         stepfunctions_redrive.install()
         stepfunctions_api.install()
+        stepfunctions_versions.install()
+        stepfunctions_executions.install()
         stepfunctions_callbacks.install()  # SendTaskFailure's cause (engineer H5, metadata restore)
         glue_jobs.install()
         glue_job_runs.install()  # Glue job runs, logs and workflows as AWS runs them (engineer glue-emulator)

@@ -11,9 +11,12 @@ forwarded to the Airflow API server attached to the environment (:func:`attach_a
 a real loopback ``airflow api-server``); a 2xx answer comes back as ``RestApiStatusCode`` /
 ``RestApiResponse``, a 4xx as ``RestApiClientException`` and a 5xx as ``RestApiServerException``
 (both carrying the status and the Airflow answer), an unknown environment as
-``ResourceNotFoundException``. MWAA bounds each call to about 10 s and 6 MB of response; AWS
-documents the limits but not the error an oversized answer gets, so the emulator reports it as a
-``ValidationException`` naming the limit, and a slow API server as ``InternalServerException``.
+``ResourceNotFoundException``. MWAA bounds each call to about 10 s and 6 MB of response ("The
+response payload size cannot exceed 6 MB", MWAA user guide, *Using the Apache Airflow REST API*).
+AWS documents that an oversized call fails, not how: the emulator answers it with the error the
+API reference gives for a failure on MWAA's side, ``InternalServerException``, with only its
+documented text ("An internal error has occurred."), so that nothing comes to rely on a message
+AWS never promised. A slow API server is an ``InternalServerException`` too.
 
 Environments themselves (lifecycle, validation, tags, SchedulerHeartbeat metrics) live in
 :mod:`~airflow_provider_mwaaops.testing.extensions.mwaa_environments`; this module holds the service
@@ -49,6 +52,8 @@ from airflow_provider_mwaaops.testing.extensions.mwaa_environments import (
 
 #: Size limit of an InvokeRestApi response (AWS: "6 MB"). Tests may lower it.
 RESPONSE_LIMIT_BYTES = 6 * 1024 * 1024
+#: InternalServerException's text in the MWAA API reference (and botocore's model).
+INTERNAL_ERROR = "An internal error has occurred."
 #: How long MWAA waits for the Airflow API server, in seconds.
 CALL_TIMEOUT_S = 10.0
 _METHODS = frozenset({"GET", "PUT", "POST", "PATCH", "DELETE"})
@@ -157,10 +162,8 @@ class MwaaBackend(MwaaEnvironmentBackend, BaseBackend):
         except requests.RequestException as err:
             raise InternalServerException(f"The Airflow web server of {name} is unreachable: {err}") from None
         if len(answer.content) > RESPONSE_LIMIT_BYTES:
-            raise ValidationException(
-                f"Response payload size ({len(answer.content)} bytes) exceeds the InvokeRestApi limit of "
-                f"6 MB ({RESPONSE_LIMIT_BYTES} bytes)"
-            )
+            # The call fails (user guide); the error is undocumented: the API reference's generic one.
+            raise InternalServerException(INTERNAL_ERROR)
         try:
             payload = answer.json() if answer.content else {}
         except ValueError:

@@ -7,18 +7,31 @@ the Map Run (``States.ExceedToleratedFailureThreshold``) once more children fail
 makes a parent workflow fail and need a redrive. Here:
 
 - the threshold is checked when the Map Run's children are done, against the Map Run's current
-  settings, so ``UpdateMapRun`` (also on a FAILED Map Run, before a redrive) takes effect;
+  settings, so an ``UpdateMapRun`` made while the Map Run runs takes effect;
+- ``UpdateMapRun`` acts on a Map Run in progress only. The API reference (API_UpdateMapRun)
+  describes it as "Updates an in-progress Map Run's configuration" and documents neither an error
+  nor any effect for a Map Run that has ended; no public report of the service's answer was found
+  (AWS docs, boto3/SDK references, GitHub issues, LocalStack's AWS-recorded snapshots). So the
+  emulator neither invents an error text nor lets a setting given to an ended Map Run reach its
+  next redrive: the call succeeds and changes nothing. To change a redriven Map Run, update it once
+  it is RUNNING again (DescribeMapRun ``redriveCount`` up, ``status`` RUNNING);
 - a redrive of the parent reuses the Map State's previous Map Run (same ARN) instead of starting
   another: ``MapRunRedriven`` replaces ``MapRunStarted`` in the history, ``DescribeMapRun`` shows
   ``redriveCount``/``redriveDate``, counts restart from the children that already succeeded, and
-  only the unsuccessful children run (see :mod:`.stepfunctions_replay`), with the Map Run's
-  current ``maxConcurrency``;
+  only the unsuccessful children run (see :mod:`.stepfunctions_replay`);
+- a Map Run is redriven at most 1000 times: "You haven't exceeded the hard limit of 1000 redrives of
+  a given Map Run. If you've exceeded this limit, you'll receive the States.Runtime error"
+  (developer guide, *Redriving Map Runs*). The Map state then fails with ``States.Runtime``; AWS
+  documents no cause, so none is given;
 - a child that fails no longer stays counted as running in ``executionCounts``.
 
 Children run to completion before the threshold is checked (AWS "may continue to run child
 workflows ... after the tolerated failure threshold is exceeded", and then stops), so a failed Map
-Run here has run every item once. moto only accepts ``ExecutionType: STANDARD`` children, which a
-redrive resumes from their own point of failure; EXPRESS children (rerun whole on AWS) do not parse.
+Run here has run every item once. moto starts a Map Run's workers once, from the ``maxConcurrency``
+it has then: a ``maxConcurrency`` updated while it runs is recorded (DescribeMapRun shows it) but
+the number of children running at once stays as it started. moto only accepts
+``ExecutionType: STANDARD`` children, which a redrive resumes from their own point of failure;
+EXPRESS children (rerun whole on AWS) do not parse.
 """
 
 from __future__ import annotations
@@ -64,6 +77,8 @@ _ATTEMPT_ATTR = "_mwaaops_attempt_number"
 _LOCK = threading.Lock()
 THRESHOLD_ERROR = "States.ExceedToleratedFailureThreshold"
 THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"
+#: "the hard limit of 1000 redrives of a given Map Run" (developer guide, Redriving Map Runs).
+MAX_MAP_RUN_REDRIVES = 1000
 
 
 def exceeds_tolerance(failed: int, total: int, tolerated_count: float, tolerated_percentage: float) -> bool:
@@ -86,8 +101,12 @@ def _reset_counters(record: Any) -> None:
         counter.total.offset(counter.succeeded.get() - counter.total.get())
 
 
+def map_run_redrive_count(record: Any) -> int:
+    return int(getattr(record, "_mwaaops_redrive_count", 0))
+
+
 def _redrive_map_run(record: Any) -> None:
-    record._mwaaops_redrive_count = getattr(record, "_mwaaops_redrive_count", 0) + 1
+    record._mwaaops_redrive_count = map_run_redrive_count(record) + 1
     record._mwaaops_redrive_date = datetime.datetime.now(tz=datetime.UTC)
     record.status = MapRunStatus.RUNNING
     record.stop_date = None
@@ -135,6 +154,8 @@ def _component_eval_body(original: Callable[..., Any]) -> Callable[..., Any]:
         pool = env.map_run_record_pool_manager
         getattr(pool, "_pool", {}).pop(record.map_run_arn, None)
         eval_input.map_run_record = previous
+        if map_run_redrive_count(previous) >= MAX_MAP_RUN_REDRIVES:
+            raise _failure(env, StatesErrorNameType.StatesRuntime, error="States.Runtime", cause=None)
         setattr(previous, _FAILURES_ATTR, 0)
         setattr(previous, _ATTEMPT_ATTR, attempt.number)
         _redrive_map_run(previous)
@@ -160,25 +181,26 @@ def _map_run(original: Callable[..., Any]) -> Callable[..., Any]:
             failed, total, record.tolerated_failure_count or 0, record.tolerated_failure_percentage or 0
         ):
             env.stack.pop()
-            raise _threshold_exceeded(env)
+            raise _failure(
+                env,
+                StatesErrorNameType.StatesExceedToleratedFailureThreshold,
+                error=THRESHOLD_ERROR,
+                cause=THRESHOLD_CAUSE,
+            )
 
     return _map_run
 
 
-def _threshold_exceeded(env: Any) -> Exception:
+def _failure(env: Any, error_type: StatesErrorNameType, error: str, cause: str | None) -> Exception:
+    details = ExecutionFailedEventDetails(error=error)
+    if cause is not None:
+        details["cause"] = cause
     return FailureEventException(
         failure_event=FailureEvent(
             env=env,
-            error_name=StatesErrorName(typ=StatesErrorNameType.StatesExceedToleratedFailureThreshold),
+            error_name=StatesErrorName(typ=error_type),
             event_type=HistoryEventType.MapRunFailed,
-            event_details=cast(
-                EventDetails,
-                {
-                    "executionFailedEventDetails": ExecutionFailedEventDetails(
-                        error=THRESHOLD_ERROR, cause=THRESHOLD_CAUSE
-                    )
-                },
-            ),
+            event_details=cast(EventDetails, {"executionFailedEventDetails": details}),
         )
     )
 
@@ -197,10 +219,19 @@ def _distributed_eval_job(original: Callable[..., Any]) -> Callable[..., Any]:
     return _eval_job
 
 
+def _update(original: Callable[..., Any]) -> Callable[..., Any]:
+    def update(self: Any, *args: Any, **kwargs: Any) -> None:
+        if self.status != MapRunStatus.RUNNING:
+            return  # only an in-progress Map Run is updated (see the module docstring)
+        original(self, *args, **kwargs)
+
+    return update
+
+
 def _describe(original: Callable[..., Any]) -> Callable[..., Any]:
     def describe(self: Any) -> Any:
         output = original(self)
-        output["redriveCount"] = getattr(self, "_mwaaops_redrive_count", 0)
+        output["redriveCount"] = map_run_redrive_count(self)
         redrive_date = getattr(self, "_mwaaops_redrive_date", None)
         if redrive_date is not None:
             output["redriveDate"] = iso_8601_datetime_with_milliseconds(redrive_date)
@@ -217,3 +248,4 @@ def install() -> None:
         for cls in subclasses_defining(root, "_eval_job"):
             wrap_method(cls, "_eval_job", _PATCH, _distributed_eval_job)
     wrap_method(MapRunRecord, "describe", _PATCH, _describe)
+    wrap_method(MapRunRecord, "update", _PATCH, _update)
