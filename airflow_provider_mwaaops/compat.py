@@ -239,6 +239,20 @@ def secrets_maskers() -> list[Callable[[Any], Any]]:
     return [sdk_redact, core_redact]
 
 
+def secrets_masker_sensitive_fields() -> frozenset[str]:
+    """The key names Airflow's secrets masker hides values of: its defaults plus
+    ``[core] sensitive_var_conn_names`` (the Task SDK's masker on 3.x, whose list is core's too)."""
+    if not AIRFLOW_V_3_0_PLUS:
+        from airflow.utils.log.secrets_masker import get_sensitive_variables_fields as fields_2
+
+        return frozenset(fields_2())
+    from airflow.sdk._shared.secrets_masker import _secrets_masker
+
+    # Airflow's settings give the masker its list (defaults plus the configured names).
+    masker = _secrets_masker()
+    return frozenset(masker.sensitive_variables_fields if masker.hide_sensitive_var_conn_fields else ())
+
+
 def template_accessor_classes() -> tuple[type, type]:
     """``(VariableAccessor, ConnectionAccessor)``: what ``var`` and ``conn`` are in templates."""
     if AIRFLOW_V_3_0_PLUS:

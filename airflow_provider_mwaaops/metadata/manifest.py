@@ -87,6 +87,8 @@ class TableEntry:
     catalog's columns; the others are null). ``watermark_low``/``watermark_high`` bound the
     ``watermark_column`` values of this export's rows (``low`` exclusive, ``null`` = from the
     beginning); an incremental export starts at the previous export's ``watermark_high``.
+    ``masked``: per column, how many values had a secret masked (``***``) in them
+    (:mod:`~airflow_provider_mwaaops.metadata.masking`); counts only, never values.
     """
 
     name: str
@@ -101,6 +103,7 @@ class TableEntry:
     partition_by: list[str] = field(default_factory=list)
     secret_columns: list[str] = field(default_factory=list)
     files: list[FileEntry] = field(default_factory=list)
+    masked: dict[str, int] = field(default_factory=dict)
 
 
 def excluded_secrets() -> dict[str, Any]:

@@ -1,0 +1,246 @@
+"""Secrets masked in every other column of an export, before a chunk is written.
+
+Why: Airflow keeps copies of secrets outside the connection and variable tables, in plain text.
+Its audit log (``log.extra``) records the CLI command line and the REST request body that set a
+variable or a connection extra; a ``dag_run.conf`` may carry ``{"password": ...}``; a task's
+XCom or deferral kwargs may hold what it rendered from ``{{ var.value.x }}``. Excluding or
+encrypting the secret columns alone would still ship those copies to whoever reads the export.
+
+Two rules, applied to the :data:`SCANNED_COLUMNS` of each table in every secret mode:
+
+- **Known secrets**: every secret value the export itself knows (connection passwords, the
+  whole text of connection extras and their values under sensitive keys, variable values) is
+  replaced by ``***`` wherever it occurs in a scanned column, also JSON-, Python- or URL-escaped
+  (as it appears inside a JSON document, a logged ``argv`` list or a URI). Values shorter than
+  Airflow's ``[logging] min_length_masked_secret`` (5) and ``airflow`` are not masked, as
+  Airflow's own masker does not mask them. One RE2 pass per column (Arrow compute): no row
+  becomes a Python object unless it holds a secret.
+- **Sensitive keys**: in JSON columns, the value of any key Airflow's secrets masker hides
+  (``password``, ``secret``, ``api_key``, ``token``... plus ``[core] sensitive_var_conn_names``)
+  is masked by Airflow's own ``redact``, as its UI shows it; JSON nested in a JSON string (a
+  REST body's ``extra``) is masked too. Only rows whose text names a sensitive key are parsed.
+
+Counts of masked values per column go to the manifest (``tables.<name>.masked``), never values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from airflow_provider_mwaaops.metadata.sources.base import MetadataSource, ReadWindow
+from airflow_provider_mwaaops.metadata.tables import TableSpec, get_table
+
+log = logging.getLogger(__name__)
+
+MASK = "***"
+#: Airflow's ``[logging] min_length_masked_secret`` default: shorter values are not masked.
+DEFAULT_MIN_LENGTH = 5
+#: Values Airflow's masker never masks (they are everywhere in its own text).
+NEVER_MASKED = frozenset({"airflow"})
+
+#: Per table, the columns that may hold a copy of a secret: free text a user or Airflow writes
+#: (notes, descriptions, the audit log) and JSON payloads (run conf, XComs, deferral kwargs).
+#: Identifiers, states, timestamps and DAG definitions (``serialized_dag``, ``dag_code``: code,
+#: exported as the DAG files hold it) are not scanned.
+SCANNED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "dag_bundle": ("signed_url_template", "template_params"),
+    "dag": ("description",),
+    "variable": ("description",),
+    "connection": ("description", "host", "schema", "login"),
+    "trigger": ("kwargs",),
+    "backfill": ("dag_run_conf",),
+    "dag_run": ("conf",),
+    "dag_run_note": ("content",),
+    "task_instance": ("next_kwargs", "rendered_map_index"),
+    "task_instance_history": ("next_kwargs", "rendered_map_index"),
+    "task_instance_note": ("content",),
+    "log": ("extra",),
+    "xcom": ("value",),
+}
+#: Scanned columns that hold JSON text although the catalog types them as text.
+_JSON_TEXT = {("log", "extra")}
+#: Tables whose secret columns feed :func:`collect_known_secrets`.
+SECRET_SOURCES = ("connection", "variable")
+
+
+def sensitive_fields() -> frozenset[str]:
+    """Airflow's sensitive key names (the masker's defaults and ``[core] sensitive_var_conn_names``)."""
+    from airflow_provider_mwaaops.compat import secrets_masker_sensitive_fields
+
+    return frozenset(secrets_masker_sensitive_fields())
+
+
+def min_secret_length() -> int:
+    from airflow_provider_mwaaops.compat import conf
+
+    return conf.getint("logging", "min_length_masked_secret", fallback=DEFAULT_MIN_LENGTH)
+
+
+def _adaptations(secret: str) -> set[str]:
+    """The forms a value takes in Airflow's text: as is, inside JSON, inside a ``repr``, in a URI."""
+    return {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe="")}
+
+
+def _leaves_under_sensitive_keys(
+    value: Any, sensitive: frozenset[str], hidden: bool = False
+) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield from _leaves_under_sensitive_keys(sub, sensitive, hidden or _is_sensitive(key, sensitive))
+    elif isinstance(value, list):
+        for sub in value:
+            yield from _leaves_under_sensitive_keys(sub, sensitive, hidden)
+    elif hidden and isinstance(value, str):
+        yield value
+
+
+def _is_sensitive(key: Any, sensitive: frozenset[str]) -> bool:
+    name = str(key).strip().lower()
+    return any(field in name for field in sensitive)
+
+
+def _json_or_none(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def secret_values(table: str, row: dict[str, Any], sensitive: frozenset[str]) -> Iterator[str]:
+    """The secrets one connection or variable row holds (plain text): what other columns must not."""
+    spec = get_table(table)
+    for name in spec.secret_columns:
+        value = row.get(name)
+        if not isinstance(value, str) or not value:
+            continue
+        yield value
+        parsed = _json_or_none(value) if value.lstrip()[:1] in "{[" else None
+        if parsed is not None:
+            yield from _leaves_under_sensitive_keys(parsed, sensitive)
+
+
+def _re2_literal(text: str) -> str:
+    """``text`` as an RE2 literal (Python's ``re.escape`` escapes characters RE2 refuses)."""
+    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
+
+
+@dataclass
+class SecretMasker:
+    """Masks one export's chunks; ``counts[table][column]`` is how many values it masked."""
+
+    secrets: frozenset[str]
+    sensitive: frozenset[str]
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        forms = {form for secret in self.secrets for form in _adaptations(secret) if form}
+        # Longest first: a secret containing another is masked whole.
+        ordered = sorted(forms, key=lambda s: (-len(s), s))
+        self._literal = "|".join(_re2_literal(s) for s in ordered) or None
+        keys = sorted(self.sensitive)
+        self._key_hint = "(?i)(" + "|".join(_re2_literal(k) for k in keys) + ")" if keys else None
+
+    def mask(self, spec: TableSpec, chunk: pa.Table) -> pa.Table:
+        """``chunk`` with secrets masked in its scanned columns; other columns untouched."""
+        for name in SCANNED_COLUMNS.get(spec.name, ()):
+            idx = chunk.schema.get_field_index(name)
+            if idx < 0 or not pa.types.is_string(chunk.schema.field(idx).type):
+                continue
+            original = chunk.column(idx)
+            json_like = spec.column_index[name].kind == "json" or (spec.name, name) in _JSON_TEXT
+            masked = self._mask_array(original, json_like)
+            if masked is original:
+                continue
+            changed = pc.sum(pc.not_equal(original, masked)).as_py() or 0
+            if changed:
+                table_counts = self.counts.setdefault(spec.name, {})
+                table_counts[name] = table_counts.get(name, 0) + changed
+                chunk = chunk.set_column(idx, name, masked)
+        return chunk
+
+    def _mask_array(self, values: pa.ChunkedArray, json_like: bool) -> pa.ChunkedArray:
+        out = values
+        if self._literal is not None and pc.any(pc.match_substring_regex(out, self._literal)).as_py():
+            out = pc.replace_substring_regex(out, self._literal, MASK)
+        if json_like and self._key_hint is not None:
+            hints = pc.match_substring_regex(out, self._key_hint)
+            if pc.any(hints).as_py():
+                out = _redact_json_rows(out, hints)
+        return out
+
+
+def _redact_json_rows(values: pa.ChunkedArray, hints: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Airflow's key-based redaction of the rows ``hints`` marks (they name a sensitive key)."""
+    texts = values.to_pylist()
+    for i in pc.indices_nonzero(hints.combine_chunks()).to_pylist():
+        texts[i] = redact_json_text(texts[i])
+    return pa.chunked_array([pa.array(texts, pa.string())])
+
+
+def redact_json_text(text: str) -> str:
+    """JSON text with sensitive keys' values masked by Airflow's masker; the same text if none.
+
+    Text that is not JSON is returned as is (the known-secret rule still applied to it).
+    """
+    parsed = _json_or_none(text)
+    if not isinstance(parsed, (dict, list)):
+        return text
+    redacted = _redact_tree(parsed)
+    return text if redacted == parsed else json.dumps(redacted)
+
+
+def _redact_tree(value: Any) -> Any:
+    from airflow_provider_mwaaops.secrets_masking import redact
+
+    return _redact_nested_json(redact(value))
+
+
+def _redact_nested_json(value: Any) -> Any:
+    """Strings holding JSON (a REST body's ``extra``) get the same redaction, re-encoded."""
+    if isinstance(value, dict):
+        return {key: _redact_nested_json(sub) for key, sub in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_nested_json(sub) for sub in value]
+    if isinstance(value, str) and value.lstrip()[:1] in "{[":
+        return redact_json_text(value)
+    return value
+
+
+def collect_known_secrets(
+    rows: Iterable[tuple[str, dict[str, Any]]], sensitive: frozenset[str], min_length: int
+) -> frozenset[str]:
+    """The secrets of ``(table, row)`` pairs worth masking elsewhere (long enough, not ``airflow``)."""
+    found: set[str] = set()
+    for table, row in rows:
+        for value in secret_values(table, row, sensitive):
+            if len(value) >= min_length and value.lower() not in NEVER_MASKED and value != MASK:
+                found.add(value)
+    return frozenset(found)
+
+
+def masker_for_source(source: MetadataSource, chunk_rows: int) -> SecretMasker:
+    """The masker of an export from ``source``: its connections' and variables' secrets.
+
+    Read in plain text whatever the secret mode (a database source decrypts them with this
+    Airflow's Fernet key, which must be the source's), and only kept in memory.
+    """
+    sensitive = sensitive_fields()
+    rows: list[tuple[str, dict[str, Any]]] = []
+    for table in SECRET_SOURCES:
+        spec = get_table(table)
+        if source.columns(spec) is None:
+            continue
+        for chunk in source.read(spec, ReadWindow(), chunk_rows, include_secrets=True):
+            rows.extend((table, row) for row in chunk.select(list(spec.secret_columns)).to_pylist())
+    masker = SecretMasker(collect_known_secrets(rows, sensitive, min_secret_length()), sensitive)
+    log.info("Masking %d known secret values and %d sensitive key names", len(masker.secrets), len(sensitive))
+    return masker
