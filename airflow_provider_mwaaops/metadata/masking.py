@@ -18,13 +18,17 @@ Two rules, applied to the :data:`SCANNED_COLUMNS` of each table in every secret 
 - **Sensitive keys**: in JSON columns, the value of any key Airflow's secrets masker hides
   (``password``, ``secret``, ``api_key``, ``token``... plus ``[core] sensitive_var_conn_names``)
   is masked by Airflow's own ``redact``, as its UI shows it; JSON nested in a JSON string (a
-  REST body's ``extra``) is masked too. Only rows whose text names a sensitive key are parsed.
+  REST body's ``extra``, a ``--conn-extra`` argument in the CLI's ``full_command``) is masked
+  too, and an XCom whose key is sensitive is masked whole. Only rows whose text names a
+  sensitive key are parsed. This rule is what protects an export from the REST API, which
+  never returns passwords nor sensitive extras, so their values are not known to the export.
 
 Counts of masked values per column go to the manifest (``tables.<name>.masked``), never values.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import logging
 import re
@@ -68,6 +72,9 @@ SCANNED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 #: Scanned columns that hold JSON text although the catalog types them as text.
 _JSON_TEXT = {("log", "extra")}
+#: Scanned columns whose row has a name for the value (an XCom's key): a sensitive name hides
+#: the whole value (``return {"api_key": ...}`` with ``multiple_outputs`` pushes key ``api_key``).
+_NAMED_BY = {("xcom", "value"): "key"}
 #: Tables whose secret columns feed :func:`collect_known_secrets`.
 SECRET_SOURCES = ("connection", "variable")
 
@@ -158,6 +165,8 @@ class SecretMasker:
             original = chunk.column(idx)
             json_like = spec.column_index[name].kind == "json" or (spec.name, name) in _JSON_TEXT
             masked = self._mask_array(original, json_like)
+            if (named_by := _NAMED_BY.get((spec.name, name))) is not None:
+                masked = self._mask_named(masked, chunk.column(named_by))
             if masked is original:
                 continue
             changed = pc.sum(pc.not_equal(original, masked)).as_py() or 0
@@ -176,6 +185,30 @@ class SecretMasker:
             if pc.any(hints).as_py():
                 out = _redact_json_rows(out, hints)
         return out
+
+    def _mask_named(self, values: pa.ChunkedArray, names: pa.ChunkedArray) -> pa.ChunkedArray:
+        if self._key_hint is None:
+            return values
+        hints = pc.match_substring_regex(names, self._key_hint)
+        if not pc.any(hints).as_py():
+            return values
+        texts, keys = values.to_pylist(), names.to_pylist()
+        for i in pc.indices_nonzero(hints.combine_chunks()).to_pylist():
+            if texts[i] is not None:
+                texts[i] = _redact_named(texts[i], keys[i])
+        return pa.chunked_array([pa.array(texts, pa.string())])
+
+
+def _redact_named(text: str, name: str) -> str:
+    """JSON text of a value called ``name``, masked as Airflow masks a value of that name."""
+    from airflow_provider_mwaaops.secrets_masking import redact
+
+    parsed = _json_or_none(text)
+    value = text if parsed is None else parsed
+    redacted = redact(value, name)
+    if redacted == value:
+        return text
+    return redacted if parsed is None else json.dumps(redacted)
 
 
 def _redact_json_rows(values: pa.ChunkedArray, hints: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -211,8 +244,22 @@ def _redact_nested_json(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_redact_nested_json(sub) for sub in value]
     if isinstance(value, str) and value.lstrip()[:1] in "{[":
-        return redact_json_text(value)
+        redacted = redact_json_text(value)
+        return _redact_argv_text(value) if redacted is value else redacted
     return value
+
+
+def _redact_argv_text(text: str) -> str:
+    """Airflow's CLI audit record: ``full_command`` is ``str(sys.argv)``, a Python list whose
+    items may be JSON (``--conn-extra '{"api_key": ...}'``); those items are redacted."""
+    try:
+        argv = ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return text
+    if not isinstance(argv, list) or not all(isinstance(arg, str) for arg in argv):
+        return text
+    redacted = [redact_json_text(arg) if arg.lstrip()[:1] in "{[" else arg for arg in argv]
+    return text if redacted == argv else str(redacted)
 
 
 def collect_known_secrets(
