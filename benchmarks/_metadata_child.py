@@ -4,7 +4,7 @@ Started by ``metadata_export.py`` with the environment it prepares (the emulator
 an ``AIRFLOW_HOME`` and ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` pointing at the benchmark DB).
 Prints one JSON line: what was exported, how long the export itself took and the peak RSS.
 
-    python _metadata_child.py ours URL DEST EXPORT_ID MODE TABLES [--import-airflow]
+    python _metadata_child.py ours URL DEST EXPORT_ID MODE TABLES [--import-airflow] [--no-masking]
     python _metadata_child.py mwaadr BUCKET PREFIX TABLE
     python _metadata_child.py limit URL TABLE
 
@@ -20,7 +20,9 @@ import sys
 import time
 
 
-def ours(url: str, dest: str, export_id: str, mode: str, tables: str, import_airflow: bool) -> dict:
+def ours(
+    url: str, dest: str, export_id: str, mode: str, tables: str, import_airflow: bool, masking: bool = True
+) -> dict:
     if import_airflow:  # what an exporting task carries anyway: Airflow and its models
         import airflow.models  # noqa: F401
 
@@ -37,6 +39,7 @@ def ours(url: str, dest: str, export_id: str, mode: str, tables: str, import_air
         export_id=export_id,
         mode=mode,
         tables=tables.split(",") if tables != "default" else None,
+        mask_secrets=masking,
     )
     seconds = time.perf_counter() - start
     return {
@@ -124,7 +127,9 @@ def main(argv: list[str]) -> None:
     real_stdout = os.dup(1)
     os.dup2(2, 1)
     if kind == "ours":
-        result = ours(*argv[1:6], import_airflow="--import-airflow" in argv)
+        result = ours(
+            *argv[1:6], import_airflow="--import-airflow" in argv, masking="--no-masking" not in argv
+        )
     elif kind == "limit":
         result = limit(*argv[1:3])
     else:

@@ -19,6 +19,14 @@ row count is checked (mwaa-dr's by reading back its CSV). With ``--repeat N`` ea
 median of N runs, printed with its spread (min-max); "x mwaa-dr" and "% of the limit" are medians
 of the per-repeat ratios.
 
+With ``--masking`` it measures the cost of masking secrets (issue 17) instead: the same export
+("ours") with masking off (**before**, the behaviour up to issue 17) and on (**after**), rotated in
+each repeat, on a database that also holds 100 variables and 20 connections (password and an
+``api_key`` extra, stored unencrypted) and whose log has 1 % of ``variables set`` audit rows
+carrying a variable's value; "after / before" is the median of the per-repeat ratios:
+
+    .venv-airflow2/bin/python benchmarks/metadata_export.py --masking --repeat 3
+
 Then the task_instance table is doubled and measured again, and finally 10k new task instances
 are added and an incremental export of every default table is timed (once). Run it with the
 Airflow 2.11 venv, on a quiet machine for figures worth recording:
@@ -51,6 +59,9 @@ CHILD = HERE / "_metadata_child.py"
 BENCH_DB = "mwaaops_bench"
 BUCKET = "bench"
 IMPLEMENTATIONS = ("limit", "mwaa-dr", "ours", "ours in a task")
+#: ``--masking``: the same export without (the previous behaviour) and with secret masking.
+BEFORE, AFTER = "ours, no masking (before)", "ours, masking (after)"
+MASKING_IMPLEMENTATIONS = (BEFORE, AFTER)
 #: Runs the embedded AWS in a process of its own and prints its environment; stops when stdin closes.
 S3_SERVER = (
     "import json, sys\n"
@@ -100,6 +111,24 @@ SELECT timestamptz '2024-01-01 00:00:00+00' + g * interval '3 seconds', 'bench_d
     '{"host_name": "worker-1.ip-10-0-0-1.ec2.internal", "full_command": "[''airflow'', ''tasks'', ''run'']"}',
     1
 FROM generate_series(%(first)s, %(last)s) AS g
+"""
+
+
+FILL_SECRETS = """
+INSERT INTO variable (key, val, is_encrypted)
+SELECT 'bench_var_' || g, 'bench-secret-value-' || md5(g::text), false FROM generate_series(1, 100) AS g
+ON CONFLICT DO NOTHING;
+INSERT INTO connection (conn_id, conn_type, host, login, password, extra, is_encrypted, is_extra_encrypted)
+SELECT 'bench_conn_' || g, 'postgres', 'db' || g || '.example', 'etl', 'bench-pw-' || md5(g::text),
+    '{"api_key": "bench-key-' || md5(g::text) || '", "sslmode": "require"}', false, false
+FROM generate_series(1, 20) AS g
+ON CONFLICT DO NOTHING;
+UPDATE log SET event = 'cli_variables_set', extra = json_build_object(
+    'host_name', 'worker-1',
+    'full_command', format('[%L, %L, %L, %L, %L]', 'airflow', 'variables', 'set',
+        'bench_var_' || (1 + mod(id, 100)), 'bench-secret-value-' || md5((1 + mod(id, 100))::text))
+)::text
+WHERE mod(id, 100) = 0;
 """
 
 
@@ -289,10 +318,12 @@ class Bench:
         if impl == "mwaa-dr":
             prefix = f"mwaadr/{label}-{attempt}"
             return measure(self.mwaadr_python, ["mwaadr", BUCKET, prefix, table], self.env)
-        export_id = f"{label}-{impl.replace(' ', '-')}-{attempt}"
+        export_id = f"{label}-{''.join(c if c.isalnum() else '-' for c in impl)}-{attempt}"
         args = ["ours", self.url, f"s3://{BUCKET}/ours", export_id, "full", table]
         if impl == "ours in a task":
             args.append("--import-airflow")
+        if impl == BEFORE:
+            args.append("--no-masking")
         return measure(sys.executable, args, self.env)
 
     def _expected_rows(self, table: str, result: dict[str, Any]) -> int:
@@ -301,11 +332,11 @@ class Bench:
         where = f" WHERE {export_filter}" if export_filter else ""
         return int(run_sql(self.url, f"SELECT count(*) FROM {table}{where}")[0][0])
 
-    def run(self, table: str, label: str) -> None:
+    def run(self, table: str, label: str, implementations: tuple[str, ...] = IMPLEMENTATIONS) -> None:
         rows = count(self.url, table)
         run_sql(self.url, f"SELECT count(*) FROM {table}")  # warm the cache alike for everyone
         for attempt in range(self.repeat):
-            for impl in rotated(IMPLEMENTATIONS, attempt):
+            for impl in rotated(implementations, attempt):
                 self._clear_bucket()
                 r = self._export(impl, table, label, attempt)
                 written = r["rows"] if isinstance(r["rows"], int) else r["rows"].get(table, 0)
@@ -395,6 +426,31 @@ def summary(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def masking_summary(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per table: before and after side by side, and after / before per repeat."""
+    rows = []
+    for table in dict.fromkeys(r["table"] for r in results):
+        runs = {(r["impl"], r["attempt"]): r for r in results if r["table"] == table}
+        attempts = sorted({a for _, a in runs})
+        before = [runs[(BEFORE, a)] for a in attempts]
+        after = [runs[(AFTER, a)] for a in attempts]
+        ratio = [100 * b["rows_per_s"] / a["rows_per_s"] for a, b in zip(before, after, strict=True)]
+        rows.append(
+            {
+                "table": f"{table} ({_rows_label(before[0]['rows'])})",
+                "before: rows/s (no masking)": _spread([r["rows_per_s"] for r in before], ",.0f"),
+                "after: rows/s (masking)": _spread([r["rows_per_s"] for r in after], ",.0f"),
+                "after / before": _spread(ratio, ".1f") + " %",
+                "peak RSS MB before / after": (
+                    f"{statistics.median(r['peak_rss_mb'] for r in before):.0f} / "
+                    f"{statistics.median(r['peak_rss_mb'] for r in after):.0f}"
+                ),
+                "runs": len(attempts),
+            }
+        )
+    return rows
+
+
 def _rows_label(rows: int) -> str:
     return f"{rows / 1e6:g}M" if rows >= 1_000_000 else f"{rows / 1e3:g}k" if rows >= 1000 else str(rows)
 
@@ -420,6 +476,11 @@ def main() -> int:
         help=f"dag runs to fill ({TASKS_PER_RUN} task instances and {TASKS_PER_RUN} log rows each)",
     )
     parser.add_argument(
+        "--masking",
+        action="store_true",
+        help="measure secret masking: the export without it (before) and with it (after), side by side",
+    )
+    parser.add_argument(
         "--reuse-db",
         action="store_true",
         help=f"keep {BENCH_DB} if it holds exactly the freshly filled rows (skips the fill)",
@@ -434,7 +495,7 @@ def main() -> int:
         parser.error(
             f"run with the Airflow 2.11 venv (.venv-airflow2/bin/python), not Airflow {airflow.__version__}"
         )
-    mwaadr_python = str(ensure_mwaadr_venv(args.mwaadr_venv))
+    mwaadr_python = "" if args.masking else str(ensure_mwaadr_venv(args.mwaadr_venv))
     scratch = Path(tempfile.mkdtemp(prefix="mwaaops-bench-"))
     url = reusable_bench_db(args.dag_runs) if args.reuse_db else None
     if url is None:
@@ -454,6 +515,8 @@ def main() -> int:
         }
         bench = Bench(url, env, mwaadr_python, args.repeat, args.dag_runs)
         bench.s3.create_bucket(Bucket=BUCKET)
+        if args.masking:
+            return _masking_run(bench, url, args.json)
         counts = fresh_counts(args.dag_runs)
         print(", ".join(f"{_rows_label(n)} {table}" for table, n in counts.items()) + ":")
         for table in ("task_instance", "log", "dag_run"):
@@ -471,6 +534,23 @@ def main() -> int:
         args.json.write_text(
             json.dumps({"runs": bench.results, "summary": table, "chain": chain}, indent=2, default=str)
         )
+    return 0
+
+
+def _masking_run(bench: Bench, url: str, json_path: Path | None) -> int:
+    run_sql(url, FILL_SECRETS)
+    run_sql(url, "VACUUM ANALYZE")
+    secrets = run_sql(url, "SELECT (SELECT count(*) FROM variable), (SELECT count(*) FROM connection)")[0]
+    print(
+        f"secrets: {secrets[0]} variables, {secrets[1]} connections; 1 % of log rows hold a variable's value"
+    )
+    for table in ("task_instance", "log", "dag_run"):
+        bench.run(table, "m", MASKING_IMPLEMENTATIONS)
+    table = masking_summary(bench.results)
+    print()
+    print(markdown(table))
+    if json_path:
+        json_path.write_text(json.dumps({"runs": bench.results, "summary": table}, indent=2, default=str))
     return 0
 
 
