@@ -56,12 +56,15 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 CHILD = HERE / "_metadata_child.py"
-BENCH_DB = "mwaaops_bench"
+#: The benchmark database; ``MWAAOPS_BENCH_DB`` names another (one per engineer on a shared server).
+BENCH_DB = os.environ.get("MWAAOPS_BENCH_DB", "mwaaops_bench")
 BUCKET = "bench"
 IMPLEMENTATIONS = ("limit", "mwaa-dr", "ours", "ours in a task")
-#: ``--masking``: the same export without (the previous behaviour) and with secret masking.
+#: ``--masking``: the same export without (the previous behaviour) and with secret masking, as
+#: the command runs it and in a task (Airflow already imported, as masking needs it).
 BEFORE, AFTER = "ours, no masking (before)", "ours, masking (after)"
-MASKING_IMPLEMENTATIONS = (BEFORE, AFTER)
+BEFORE_TASK, AFTER_TASK = "in a task, no masking (before)", "in a task, masking (after)"
+MASKING_IMPLEMENTATIONS = (BEFORE, AFTER, BEFORE_TASK, AFTER_TASK)
 #: Runs the embedded AWS in a process of its own and prints its environment; stops when stdin closes.
 S3_SERVER = (
     "import json, sys\n"
@@ -125,7 +128,7 @@ FROM generate_series(1, 20) AS g
 ON CONFLICT DO NOTHING;
 UPDATE log SET event = 'cli_variables_set', extra = json_build_object(
     'host_name', 'worker-1',
-    'full_command', format('[%L, %L, %L, %L, %L]', 'airflow', 'variables', 'set',
+    'full_command', format('[%%L, %%L, %%L, %%L, %%L]', 'airflow', 'variables', 'set',
         'bench_var_' || (1 + mod(id, 100)), 'bench-secret-value-' || md5((1 + mod(id, 100))::text))
 )::text
 WHERE mod(id, 100) = 0;
@@ -320,9 +323,9 @@ class Bench:
             return measure(self.mwaadr_python, ["mwaadr", BUCKET, prefix, table], self.env)
         export_id = f"{label}-{''.join(c if c.isalnum() else '-' for c in impl)}-{attempt}"
         args = ["ours", self.url, f"s3://{BUCKET}/ours", export_id, "full", table]
-        if impl == "ours in a task":
+        if impl in ("ours in a task", BEFORE_TASK, AFTER_TASK):
             args.append("--import-airflow")
-        if impl == BEFORE:
+        if impl in (BEFORE, BEFORE_TASK):
             args.append("--no-masking")
         return measure(sys.executable, args, self.env)
 
@@ -429,15 +432,17 @@ def summary(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def masking_summary(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One row per table: before and after side by side, and after / before per repeat."""
     rows = []
-    for table in dict.fromkeys(r["table"] for r in results):
+    pairs = (("command", BEFORE, AFTER), ("in a task", BEFORE_TASK, AFTER_TASK))
+    for table, (how, was, now) in [(t, p) for t in dict.fromkeys(r["table"] for r in results) for p in pairs]:
         runs = {(r["impl"], r["attempt"]): r for r in results if r["table"] == table}
         attempts = sorted({a for _, a in runs})
-        before = [runs[(BEFORE, a)] for a in attempts]
-        after = [runs[(AFTER, a)] for a in attempts]
+        before = [runs[(was, a)] for a in attempts]
+        after = [runs[(now, a)] for a in attempts]
         ratio = [100 * b["rows_per_s"] / a["rows_per_s"] for a, b in zip(before, after, strict=True)]
         rows.append(
             {
                 "table": f"{table} ({_rows_label(before[0]['rows'])})",
+                "run as": how,
                 "before: rows/s (no masking)": _spread([r["rows_per_s"] for r in before], ",.0f"),
                 "after: rows/s (masking)": _spread([r["rows_per_s"] for r in after], ",.0f"),
                 "after / before": _spread(ratio, ".1f") + " %",

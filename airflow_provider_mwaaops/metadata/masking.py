@@ -93,8 +93,11 @@ def min_secret_length() -> int:
 
 
 def _adaptations(secret: str) -> set[str]:
-    """The forms a value takes in Airflow's text: as is, inside JSON, inside a ``repr``, in a URI."""
-    return {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1], quote(secret, safe="")}
+    """The forms a value takes in Airflow's text: as is, inside JSON, inside a ``repr``, in a URI,
+    and a ``repr`` inside JSON (the CLI's ``full_command`` in ``log.extra``)."""
+    in_repr = repr(secret)[1:-1]
+    forms = {secret, in_repr, quote(secret, safe="")}
+    return forms | {json.dumps(form)[1:-1] for form in forms} | {json.dumps(secret, ensure_ascii=False)[1:-1]}
 
 
 def _leaves_under_sensitive_keys(

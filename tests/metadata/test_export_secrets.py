@@ -274,6 +274,8 @@ def test_no_canary_in_any_export_file_report_ddl_or_snowflake(
         finally:
             source.close()
         assert manifest.secrets["mode"] == mode
+        if kind == "database":  # on PostgreSQL the COPY fast path read it
+            assert manifest.source["fast_path"] is (planted.backend == "postgres")
         exported = _exported_text(base)
         assert _leaked(exported) == [], f"{kind} export ({mode}) leaks"
         # Masked copies are counted per table and column; the counts are in the manifest.

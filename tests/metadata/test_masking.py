@@ -1,0 +1,100 @@
+"""The masking rules on Arrow chunks, without a database: what is masked, what is left alone."""
+
+from __future__ import annotations
+
+import json
+
+import pyarrow as pa
+
+from airflow_provider_mwaaops.metadata.masking import (
+    SecretMasker,
+    collect_known_secrets,
+    redact_json_text,
+    sensitive_fields,
+)
+from airflow_provider_mwaaops.metadata.tables import get_table
+
+
+def _chunk(table: str, **columns: list) -> pa.Table:
+    spec = get_table(table)
+    n = len(next(iter(columns.values())))
+    arrays = [pa.array(columns.get(c.name, [None] * n), c.arrow_type) for c in spec.columns]
+    return pa.Table.from_arrays(arrays, schema=spec.arrow_schema)
+
+
+def _masker(*secrets: str) -> SecretMasker:
+    return SecretMasker(frozenset(secrets), sensitive_fields())
+
+
+def test_known_secrets_are_masked_in_every_form_airflow_writes_them() -> None:
+    secret = 'pa ss"wo\\rd/é'
+    masker = _masker(secret)
+    extra = [
+        json.dumps({"full_command": str(["airflow", "variables", "set", "k", secret])}),
+        json.dumps({"value": secret}),
+        "postgres://u:" + __import__("urllib.parse").parse.quote(secret, safe="") + "@h/db",
+        "nothing here",
+        None,
+    ]
+    out = masker.mask(get_table("log"), _chunk("log", id=list(range(5)), extra=extra))
+    values = out.column("extra").to_pylist()
+    assert all(secret not in (v or "") for v in values)
+    assert all("***" in v for v in values[:3])
+    assert values[3:] == ["nothing here", None]
+    assert masker.counts == {"log": {"extra": 3}}
+
+
+def test_sensitive_keys_are_masked_as_airflow_masks_them_nested_json_included() -> None:
+    masker = _masker()
+    conf = [
+        json.dumps({"day": 1, "password": "p-123456", "nested": {"api_key": "k-123456"}}),
+        json.dumps({"body": json.dumps({"token": "t-123456"})}),
+        json.dumps({"day": 2}),
+    ]
+    out = masker.mask(get_table("dag_run"), _chunk("dag_run", id=[1, 2, 3], conf=conf))
+    first, second, third = out.column("conf").to_pylist()
+    assert json.loads(first) == {"day": 1, "password": "***", "nested": {"api_key": "***"}}
+    assert json.loads(json.loads(second)["body"]) == {"token": "***"}
+    assert third == conf[2]  # untouched rows keep their exact text
+    assert masker.counts == {"dag_run": {"conf": 2}}
+
+
+def test_cli_audit_records_have_json_arguments_redacted() -> None:
+    argv = ["airflow", "connections", "add", "c", "--conn-extra", json.dumps({"api_key": "k-123456"})]
+    redacted = json.loads(redact_json_text(json.dumps({"full_command": str(argv)})))
+    assert "k-123456" not in redacted["full_command"]
+    assert "'airflow', 'connections', 'add'" in redacted["full_command"]
+
+
+def test_an_xcom_named_by_a_sensitive_key_is_masked_whole() -> None:
+    masker = _masker()
+    chunk = _chunk(
+        "xcom", key=["api_key", "return_value"], value=[json.dumps("k-123456"), json.dumps("kept-12345")]
+    )
+    out = masker.mask(get_table("xcom"), chunk)
+    assert out.column("value").to_pylist() == [json.dumps("***"), json.dumps("kept-12345")]
+
+
+def test_unscanned_columns_and_clean_chunks_are_left_as_they_are() -> None:
+    masker = _masker("s3cr3t-value")
+    chunk = _chunk("dag_run", id=[1], dag_id=["s3cr3t-value"], conf=["{}"])
+    assert masker.mask(get_table("dag_run"), chunk) is chunk  # dag_id is an identifier: not scanned
+    assert masker.counts == {}
+
+
+def test_short_values_and_airflow_are_not_treated_as_secrets() -> None:
+    rows = [
+        ("variable", {"val": "true"}),
+        ("variable", {"val": "airflow"}),
+        ("variable", {"val": "long-enough"}),
+        (
+            "connection",
+            {"password": None, "extra": json.dumps({"api_key": "key-12345", "region": "eu-west-1"})},
+        ),
+    ]
+    found = collect_known_secrets(rows, sensitive_fields(), 5)
+    assert found == {"long-enough", "key-12345", rows[3][1]["extra"]}
+
+
+def test_sensitive_names_are_airflows_own() -> None:
+    assert {"password", "api_key", "token", "secret"} <= sensitive_fields()
