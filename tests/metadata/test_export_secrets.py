@@ -292,3 +292,18 @@ def test_no_canary_in_any_export_file_report_ddl_or_snowflake(
         analysis = _analysis_text(base, "e1", analysed)
         assert _leaked(analysis) == [], f"{kind} analysis ({mode}) leaks"
         assert "canary_cli_var" in analysis  # the rows are there, their secrets are not
+        if kind == "database" and mode == "exclude":
+            _check_restore_report(planted, base)
+
+
+def _check_restore_report(planted: Planted, base: Path) -> None:
+    """Restore (dry run, into the source itself) counts the masked values, and shows none."""
+    from airflow_provider_mwaaops.metadata.restore import RestoreOptions, restore_metadata
+    from airflow_provider_mwaaops.metadata.sinks.local import LocalSink
+
+    options = RestoreOptions(tables=["dag_run", "log"], dry_run=True)
+    report = restore_metadata(LocalSink(base), "e1", planted.airflow.sql_alchemy_conn, options)
+    assert report.masked["log.extra"] >= 2
+    assert report.masked["dag_run.conf"] >= 1
+    assert "log.extra:" in report.summary()
+    assert _leaked(report.summary() + json.dumps(report.as_dict())) == []

@@ -90,6 +90,8 @@ class RestoreReport:
     reactivated_dags: list[str] = field(default_factory=list)
     ignored_columns: dict[str, list[str]] = field(default_factory=dict)
     secrets: dict[str, int] = field(default_factory=dict)
+    #: ``table.column`` -> values the export masked (``***``) there; they restore as masked.
+    masked: dict[str, int] = field(default_factory=dict)
     verified_files: int = 0
     verified_rows: int = 0
     seconds: float = 0.0
@@ -107,6 +109,7 @@ class RestoreReport:
             "reactivated_dags": self.reactivated_dags,
             "ignored_columns": self.ignored_columns,
             "secrets": self.secrets,
+            "masked": self.masked,
             "verified_files": self.verified_files,
             "verified_rows": self.verified_rows,
             "changed_rows": self.changed_rows,
@@ -136,6 +139,8 @@ class RestoreReport:
                 lines.append(f"  {name}.{column}: {count} references to rows not restored set to NULL")
         for what, count in self.secrets.items():
             lines.append(f"  {what} ({count})")
+        for column, count in self.masked.items():
+            lines.append(f"  {column}: {count} values hold a secret masked at export (restored as ***)")
         for name, columns in self.ignored_columns.items():
             lines.append(
                 f"  {name}: exported columns the target does not have, ignored: {', '.join(columns)}"
@@ -378,6 +383,10 @@ def restore_metadata(
     report = RestoreReport(
         export_ids=[m.export_id for m in manifests], target=redact_url(target_url), dry_run=options.dry_run
     )
+    for m in manifests:
+        for name in tables:
+            for column, count in getattr(m.tables.get(name), "masked", {}).items():
+                report.masked[f"{name}.{column}"] = report.masked.get(f"{name}.{column}", 0) + count
     no_rule = sorted(wanted - set(tables))
     if no_rule:
         report.ignored_columns["(tables without a restore rule)"] = no_rule
