@@ -21,3 +21,22 @@ def variable_width_array(values: list[str] | list[bytes], out_type: pa.DataType)
         offsets.append(offsets[-1] + len(item))
     buffers = [None, pa.py_buffer(offsets), pa.py_buffer(b"".join(data))]
     return pa.Array.from_buffers(out_type, len(data), buffers)
+
+
+def string_array(values: list[str | None]) -> pa.Array:
+    """``str`` values and nulls as a ``string`` array, built from buffers (no pandas import)."""
+    data = b"".join(b"" if v is None else v.encode() for v in values)
+    offsets = array.array("i", [0])
+    bits = bytearray((len(values) + 7) // 8)
+    nulls = 0
+    end = 0
+    for i, value in enumerate(values):
+        if value is None:
+            nulls += 1
+        else:
+            bits[i >> 3] |= 1 << (i & 7)
+            end += len(value.encode())
+        offsets.append(end)
+    validity = pa.py_buffer(bytes(bits)) if nulls else None
+    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
+    return pa.Array.from_buffers(pa.string(), len(values), buffers, null_count=nulls)

@@ -28,6 +28,7 @@ Counts of masked values per column go to the manifest (``tables.<name>.masked``)
 
 from __future__ import annotations
 
+import array
 import ast
 import json
 import logging
@@ -40,6 +41,7 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from airflow_provider_mwaaops.metadata.arrays import string_array
 from airflow_provider_mwaaops.metadata.sources.base import MetadataSource, ReadWindow
 from airflow_provider_mwaaops.metadata.tables import TableSpec, get_table
 
@@ -181,9 +183,9 @@ class SecretMasker:
 
     def _mask_array(self, values: pa.ChunkedArray, json_like: bool) -> pa.ChunkedArray:
         out = values
-        if self._literal is not None and pc.any(pc.match_substring_regex(out, self._literal)).as_py():
+        if self._literal is not None and _buffer_matches(out, self._literal):
             out = pc.replace_substring_regex(out, self._literal, MASK)
-        if json_like and self._key_hint is not None:
+        if json_like and self._key_hint is not None and _buffer_matches(out, self._key_hint):
             hints = pc.match_substring_regex(out, self._key_hint)
             if pc.any(hints).as_py():
                 out = _redact_json_rows(out, hints)
@@ -199,7 +201,26 @@ class SecretMasker:
         for i in pc.indices_nonzero(hints.combine_chunks()).to_pylist():
             if texts[i] is not None:
                 texts[i] = _redact_named(texts[i], keys[i])
-        return pa.chunked_array([pa.array(texts, pa.string())])
+        return pa.chunked_array([string_array(texts)])
+
+
+def _buffer_matches(values: pa.ChunkedArray, pattern: str) -> bool:
+    """Whether ``pattern`` may match a value: one RE2 search over each chunk's character data.
+
+    The values of a string array are one contiguous buffer; searching it whole costs a single
+    call per chunk instead of one per row (most chunks hold no secret at all). A match across
+    two adjacent values, or in bytes outside a sliced array, only sends the chunk to the exact
+    row-by-row pass.
+    """
+    for chunk in values.chunks:
+        data = chunk.buffers()[2]
+        if data is None or data.size == 0:
+            continue
+        offsets = pa.py_buffer(array.array("q", [0, data.size]))
+        whole = pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, data])
+        if pc.match_substring_regex(whole, pattern)[0].as_py():
+            return True
+    return False
 
 
 def _redact_named(text: str, name: str) -> str:
@@ -219,7 +240,7 @@ def _redact_json_rows(values: pa.ChunkedArray, hints: pa.ChunkedArray) -> pa.Chu
     texts = values.to_pylist()
     for i in pc.indices_nonzero(hints.combine_chunks()).to_pylist():
         texts[i] = redact_json_text(texts[i])
-    return pa.chunked_array([pa.array(texts, pa.string())])
+    return pa.chunked_array([string_array(texts)])
 
 
 def redact_json_text(text: str) -> str:

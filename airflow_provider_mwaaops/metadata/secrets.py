@@ -61,7 +61,7 @@ def decrypt_stored_secrets(table: str, chunk: pa.Table, secret_columns: tuple[st
     Airflow's Fernet key, which must be the source environment's; the export key encrypts them
     again before anything is written.
     """
-    import pyarrow as pa
+    from airflow_provider_mwaaops.metadata.arrays import string_array
 
     fernet = None
     for name in secret_columns:
@@ -83,7 +83,7 @@ def decrypt_stored_secrets(table: str, chunk: pa.Table, secret_columns: tuple[st
                         f"([core] fernet_key must be the source environment's) ({type(err).__name__})"
                     ) from err
             out.append(value)
-        chunk = chunk.set_column(chunk.schema.get_field_index(name), name, pa.array(out, pa.string()))
+        chunk = chunk.set_column(chunk.schema.get_field_index(name), name, string_array(out))
     return chunk
 
 
