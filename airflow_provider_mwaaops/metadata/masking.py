@@ -158,6 +158,8 @@ class SecretMasker:
         # Longest first: a secret containing another is masked whole.
         ordered = sorted(forms, key=lambda s: (-len(s), s))
         self._literal = "|".join(_re2_literal(s) for s in ordered) or None
+        # The same alternation for Python, compiled once: it rewrites only the rows RE2 found.
+        self._python_literal = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
         keys = sorted(self.sensitive)
         self._key_hint = "(?i)(" + "|".join(_re2_literal(k) for k in keys) + ")" if keys else None
 
@@ -182,26 +184,46 @@ class SecretMasker:
         return chunk
 
     def _mask_array(self, values: pa.ChunkedArray, json_like: bool) -> pa.ChunkedArray:
+        """One RE2 pass per rule finds the rows holding a secret; only those are rewritten.
+
+        (Arrow compiles a pattern at every call and the known-secret one is large, so a chunk
+        gets one call per rule, and the rewriting of the few rows found is done in Python.)
+        """
         out = values
-        if self._literal is not None and _buffer_matches(out, self._literal):
-            out = pc.replace_substring_regex(out, self._literal, MASK)
+        if self._literal is not None and self._python_literal is not None:
+            hits = pc.match_substring_regex(out, self._literal)
+            if pc.any(hits).as_py():
+                literal = self._python_literal
+                out = _rewrite_rows(out, hits, lambda text: literal.sub(MASK, text))
         if json_like and self._key_hint is not None and _buffer_matches(out, self._key_hint):
             hints = pc.match_substring_regex(out, self._key_hint)
             if pc.any(hints).as_py():
-                out = _redact_json_rows(out, hints)
+                out = _rewrite_rows(out, hints, redact_json_text)
         return out
 
     def _mask_named(self, values: pa.ChunkedArray, names: pa.ChunkedArray) -> pa.ChunkedArray:
         if self._key_hint is None:
             return values
-        hints = pc.match_substring_regex(names, self._key_hint)
+        hints = _true_only(pc.match_substring_regex(names, self._key_hint))
         if not pc.any(hints).as_py():
             return values
-        texts, keys = values.to_pylist(), names.to_pylist()
-        for i in pc.indices_nonzero(hints.combine_chunks()).to_pylist():
-            if texts[i] is not None:
-                texts[i] = _redact_named(texts[i], keys[i])
-        return pa.chunked_array([string_array(texts)])
+        keys = iter(pc.filter(names, hints).to_pylist())
+        return _rewrite_rows(values, hints, lambda text: _redact_named(text, next(keys)))
+
+
+def _true_only(flags: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Nulls (the rows whose value is null) as false, without a Python scalar (which would make
+    pyarrow import pandas)."""
+    return pc.and_not_kleene(flags, pc.is_null(flags))
+
+
+def _rewrite_rows(values: pa.ChunkedArray, rows: pa.ChunkedArray, rewrite: Any) -> pa.ChunkedArray:
+    """``values`` with each row ``rows`` marks replaced by ``rewrite(text)`` (nulls stay null)."""
+    mask = _true_only(rows).combine_chunks()
+    whole = values.combine_chunks()
+    chosen = pc.filter(whole, mask).to_pylist()
+    fixed = string_array([None if text is None else rewrite(text) for text in chosen])
+    return pa.chunked_array([pc.replace_with_mask(whole, mask, fixed)])
 
 
 def _buffer_matches(values: pa.ChunkedArray, pattern: str) -> bool:
@@ -233,14 +255,6 @@ def _redact_named(text: str, name: str) -> str:
     if redacted == value:
         return text
     return redacted if parsed is None else json.dumps(redacted)
-
-
-def _redact_json_rows(values: pa.ChunkedArray, hints: pa.ChunkedArray) -> pa.ChunkedArray:
-    """Airflow's key-based redaction of the rows ``hints`` marks (they name a sensitive key)."""
-    texts = values.to_pylist()
-    for i in pc.indices_nonzero(hints.combine_chunks()).to_pylist():
-        texts[i] = redact_json_text(texts[i])
-    return pa.chunked_array([string_array(texts)])
 
 
 def redact_json_text(text: str) -> str:
