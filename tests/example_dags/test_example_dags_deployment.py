@@ -47,13 +47,7 @@ RUN_TIMEOUT_S = 600.0
 CANNOT_RUN_HERE: dict[str, str] = {}
 #: dag_id -> the defect that fails it in a real deployment, until it is fixed. The test checks that
 #: these still fail (so an entry goes away with its fix) and that every other example succeeds.
-FAILS_HERE_UNTIL_FIXED: dict[str, str] = {
-    "example_metadata_dr_drill": (
-        "a Variable in the deployment (example_snowflake_sns sets one) fails the drill's compare: the "
-        "backup excludes variable values (secrets='exclude'), the restore skips such variables, and "
-        "compare_exports still expects them in the restored database"
-    ),
-}
+FAILS_HERE_UNTIL_FIXED: dict[str, str] = {}
 
 #: A sitecustomize for every process of the deployment: Snowflake is fakesnow (Snowflake SQL on
 #: DuckDB), the same stand-in the dag.test() examples use, with its databases in files so that what
