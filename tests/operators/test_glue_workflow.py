@@ -138,7 +138,7 @@ def test_worker_crash_after_start_workflow_run_attaches_on_retry(dag_runner, glu
     assert len(started) == 1
     [run] = glue.get_workflow_runs(Name=WORKFLOW)["Runs"]
     assert run["WorkflowRunId"] == started[0]
-    assert runs_per_job(glue) == dict.fromkeys(JOBS, ["SUCCEEDED"])
+    assert runs_per_job(glue) == {key: ["SUCCEEDED"] for key in JOBS}
 
 
 def test_sync_on_kill_stops_the_workflow_run(aws_emulator, glue):
