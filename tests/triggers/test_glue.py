@@ -4,6 +4,7 @@ connection settings reach the polling client of a deferred wait."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from typing import Any
 
@@ -176,3 +177,25 @@ def test_botocore_config_and_verify_reach_the_polling_client_of_a_deferred_wait(
     assert client._endpoint.http_session._verify == certifi.where()
     assert agents
     assert all("mwaaops-glue-proof/1" in agent for agent in agents)
+
+
+def test_a_rebuilt_slot_waiting_trigger_finds_the_run_its_try_started(aws_emulator, glue):
+    """A triggerer restart right after the trigger's StartJobRun succeeded: the rebuilt trigger
+    (job_run_id still None in its stored arguments) finds the tagged run and starts no other."""
+    from airflow_provider_mwaaops.aws.resumable import Attempt, TaskInstanceRef
+    from airflow_provider_mwaaops.hooks.glue import TAG_ARGUMENT
+    from airflow_provider_mwaaops.testing.triggerer import rebuild
+
+    attempt = Attempt(TaskInstanceRef("d", "t", "manual__1"), try_number=2)
+    request = {"JobName": JOB, "Arguments": {TAG_ARGUMENT: attempt.tag()}}
+    aws_emulator.glue.script_job(JOB, starting_seconds=0, running_seconds=0.3)
+    started = glue.start_job_run(**request)["JobRunId"]  # what the interrupted trigger did
+    trigger = GlueJobRunTrigger(
+        job_name=JOB, start_request=request, attempt=attempt.as_dict(), waiter_delay=0.1, forward_logs=False
+    )
+
+    payload = asyncio.run(rebuild(trigger).wait())
+
+    assert payload["status"] == "success", payload
+    assert payload["job_run_id"] == started
+    assert [run["Id"] for run in glue.get_job_runs(JobName=JOB)["JobRuns"]] == [started]
