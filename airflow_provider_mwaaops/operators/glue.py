@@ -47,7 +47,6 @@ from airflow_provider_mwaaops.aws.resumable import (
     RunMemo,
     RunSeen,
     Start,
-    TaskInstanceRef,
     decide,
 )
 from airflow_provider_mwaaops.compat import AirflowException
@@ -65,6 +64,7 @@ from airflow_provider_mwaaops.hooks.glue import (
 )
 from airflow_provider_mwaaops.log.cloudwatch import LogLimits
 from airflow_provider_mwaaops.operators.base import AwsBaseOperator, aws_template_fields
+from airflow_provider_mwaaops.task_instance import TaskInstanceRef
 from airflow_provider_mwaaops.triggers.base import STATUS_SUCCESS
 from airflow_provider_mwaaops.triggers.glue import GlueJobRunTrigger, GlueWorkflowRunTrigger
 
