@@ -50,8 +50,17 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://docs.aws.amazon.com/mwaa/latest/API/API_Environment.html",
                 "tags": ["aws"],
             },
+            {
+                "integration-name": "AWS Glue (resumable job runs and workflows)",
+                "external-doc-url": "https://docs.aws.amazon.com/glue/latest/dg/resuming-workflow.html",
+                "tags": ["aws"],
+            },
         ],
         "operators": [
+            {
+                "integration-name": "AWS Glue (resumable job runs and workflows)",
+                "python-modules": ["airflow_provider_mwaaops.operators.glue"],
+            },
             {
                 "integration-name": "AWS Step Functions (redriving)",
                 "python-modules": ["airflow_provider_mwaaops.operators.step_function"],
@@ -84,6 +93,10 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [
             {
+                "integration-name": "AWS Glue (resumable job runs and workflows)",
+                "python-modules": ["airflow_provider_mwaaops.hooks.glue"],
+            },
+            {
                 "integration-name": "AWS Step Functions (redriving)",
                 "python-modules": ["airflow_provider_mwaaops.hooks.step_function"],
             },
@@ -93,6 +106,10 @@ def get_provider_info() -> dict[str, Any]:
             },
         ],
         "triggers": [
+            {
+                "integration-name": "AWS Glue (resumable job runs and workflows)",
+                "python-modules": ["airflow_provider_mwaaops.triggers.glue"],
+            },
             {
                 "integration-name": "AWS Step Functions (redriving)",
                 "python-modules": ["airflow_provider_mwaaops.triggers.step_function"],

@@ -31,6 +31,7 @@ def metadata_db_connection(mwaaops_airflow, monkeypatch):
 def test_example_dag_succeeds(path, dag_runner, aws_emulator, metadata_db_connection):
     from airflow_provider_mwaaops.testing.asset_events import prepare_example
     from airflow_provider_mwaaops.testing.dag_runner import load_dags
+    from airflow_provider_mwaaops.testing.glue_examples import prepare_glue_example
     from airflow_provider_mwaaops.testing.mwaa_recovery import prepare_mwaa_example
     from airflow_provider_mwaaops.testing.snowflake import fake_snowflake
     from airflow_provider_mwaaops.testing.task_tokens import forget_answers
@@ -41,6 +42,7 @@ def test_example_dag_succeeds(path, dag_runner, aws_emulator, metadata_db_connec
     for dag in dags.values():
         prepare_example(dag, aws_emulator)  # the asset-events consumer needs its producer's event
         conf = prepare_mwaa_example(dag, aws_emulator)  # the MWAA recovery examples need a disaster
+        conf = prepare_glue_example(dag, aws_emulator) or conf  # what the Glue examples' jobs do
         with fake_snowflake():  # Snowflake examples run on fakesnow
             result = dag_runner(dag, conf=conf)
         forget_answers()  # the recovery example records its answer in the shared metadata DB

@@ -156,12 +156,21 @@ def _snowflake(tmp: Path) -> dict[str, str]:
     }
 
 
+def _glue_examples(emulator: AwsEmulator) -> dict[str, str]:
+    from airflow_provider_mwaaops.testing.glue_examples import script_glue_examples
+
+    script_glue_examples(emulator)
+    return {}
+
+
 #: dag_id -> setup before the deployment starts; returns environment variables for its processes.
 PREPARE: dict[str, Callable[[AwsEmulator, Path], dict[str, str]]] = {
     # The producer's listener publishes from the API server; the consumer's asset watcher reads the
     # queue in the triggerer: both exist before the deployment starts.
     "example_asset_events_producer": lambda emulator, _tmp: _asset_events_targets(emulator),
     "example_snowflake_sns": lambda _emulator, tmp: _snowflake(tmp),
+    # What the Glue examples' job runs do (log lines; a transform run that fails once).
+    "example_glue_etl": lambda emulator, _tmp: _glue_examples(emulator),
 }
 
 
