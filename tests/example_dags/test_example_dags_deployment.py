@@ -157,12 +157,21 @@ def _snowflake(tmp: Path) -> dict[str, str]:
     }
 
 
+def _emr(emulator: AwsEmulator, dag_id: str) -> dict[str, str]:
+    from airflow_provider_mwaaops.testing.emr_examples import prepare_emr_example
+
+    return prepare_emr_example(dag_id, emulator)
+
+
 #: dag_id -> setup before the deployment starts; returns environment variables for its processes.
 PREPARE: dict[str, Callable[[AwsEmulator, Path], dict[str, str]]] = {
     # The producer's listener publishes from the API server; the consumer's asset watcher reads the
     # queue in the triggerer: both exist before the deployment starts.
     "example_asset_events_producer": lambda emulator, _tmp: _asset_events_targets(emulator),
     "example_snowflake_sns": lambda _emulator, tmp: _snowflake(tmp),
+    # The EMR examples read their cluster / application id from Variables (AIRFLOW_VAR_*).
+    "example_emr_steps_redrive": lambda emulator, _tmp: _emr(emulator, "example_emr_steps_redrive"),
+    "example_emr_serverless_spark": lambda emulator, _tmp: _emr(emulator, "example_emr_serverless_spark"),
 }
 
 

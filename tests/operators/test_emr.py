@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import time
 from typing import Any
 
 import pytest
@@ -119,7 +120,8 @@ def test_steps_worker_crash_then_retry_leaves_one_set_of_steps(
     result = dag_runner(dag)
 
     assert result.task_states == {"steps": "success"}
-    assert len(seen) == 2 and seen[0] == seen[1]  # the retry re-attached to the same step ids
+    assert len(seen) == 2
+    assert seen[0] == seen[1]  # the retry re-attached to what the first try submitted
     assert listed_steps(emr, cluster_id) == [("A", "COMPLETED"), ("B", "COMPLETED")]
 
 
@@ -322,7 +324,8 @@ def test_serverless_worker_crash_then_retry_leaves_one_job_run(
     result = dag_runner(dag)
 
     assert result.task_states == {"spark": "success"}
-    assert len(seen) == 2 and seen[0] == seen[1]
+    assert len(seen) == 2
+    assert seen[0] == seen[1]  # the retry re-attached to what the first try submitted
     assert [run["id"] for run in job_runs(serverless, app_id)] == [seen[0]]
 
 
@@ -379,8 +382,6 @@ def test_serverless_trigger_failure_event_carries_state_details(aws_emulator, se
 def test_stopped_application_is_started_and_the_job_runs(dag_runner, aws_emulator, serverless):
     """Auto-start off: StartJobRun alone would be refused; the operator starts the application."""
     app_id = make_application(serverless, started=True, auto_start=False)
-    import time
-
     time.sleep(0.5)
     serverless.stop_application(applicationId=app_id)
     time.sleep(0.5)
