@@ -19,8 +19,7 @@ from airflow.providers.amazon.aws.hooks.emr import EmrHook, EmrServerlessHook
 from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from botocore.exceptions import ClientError
 
-#: "You can only add steps to a cluster that is in one of the following states: STARTING,
-#: BOOTSTRAPPING, RUNNING, or WAITING" (API reference, AddJobFlowSteps).
+#: Cluster states in which AddJobFlowSteps accepts steps (API reference, AddJobFlowSteps).
 CLUSTER_ACCEPTS_STEPS = frozenset({"STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"})
 #: "You can have up to 256 PENDING and RUNNING steps in a cluster" (Management Guide).
 MAX_ACTIVE_STEPS = 256

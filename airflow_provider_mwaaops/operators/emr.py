@@ -68,7 +68,7 @@ from airflow_provider_mwaaops.triggers.emr import EmrServerlessJobRunTrigger, Em
 if TYPE_CHECKING:
     from airflow_provider_mwaaops.compat import Context
 
-__all__ = ["EmrServerlessJobOperator", "EmrStepsOperator", "plan_steps", "step_marker"]
+__all__ = ["EmrServerlessJobOperator", "EmrStepsOperator", "StepPlan", "plan_steps", "step_marker"]
 
 T = TypeVar("T")
 
