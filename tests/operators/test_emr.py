@@ -21,6 +21,7 @@ from airflow_provider_mwaaops.operators.emr import (
     EmrStepsOperator,
     plan_steps,
 )
+from airflow_provider_mwaaops.testing.triggerer import triggerer_restarts
 from airflow_provider_mwaaops.triggers.emr import EmrServerlessJobRunTrigger, EmrStepsTrigger
 
 LOG_BUCKET = "emr-operator-logs"
@@ -78,17 +79,21 @@ def listed_steps(emr: Any, cluster: str) -> list[tuple[str, str]]:
     return list(reversed(found))
 
 
-def die_once_at_defer(monkeypatch: Any, operator_class: type, seen: list[Any], attribute: str) -> None:
-    """The first try's worker dies right after submitting (before it defers)."""
-    real_defer = operator_class.defer
+def die_once_after_submitting(
+    monkeypatch: Any, operator_class: type, seen: list[Any], attribute: str, before_death=None
+) -> None:
+    """The first try's worker dies right after submitting (before it waits, deferred or not)."""
+    real_wait_for = operator_class.wait_for
 
-    def defer(self: Any, **kwargs: Any) -> Any:
+    def wait_for(self: Any, trigger: Any, context: Any, **kwargs: Any) -> Any:
         seen.append(getattr(self, attribute))
         if len(seen) == 1:
+            if before_death is not None:
+                before_death()
             raise RuntimeError("worker died right after submitting")
-        return real_defer(self, **kwargs)
+        return real_wait_for(self, trigger, context, **kwargs)
 
-    monkeypatch.setattr(operator_class, "defer", defer)
+    monkeypatch.setattr(operator_class, "wait_for", wait_for)
 
 
 # == EMR steps =====================================================================================
@@ -102,17 +107,27 @@ def test_steps_run_in_order_and_succeed(dag_runner, emr, cluster_id, deferrable)
     assert listed_steps(emr, cluster_id) == [("A", "COMPLETED"), ("B", "COMPLETED")]
 
 
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "sync"])
 def test_steps_worker_crash_then_retry_leaves_one_set_of_steps(
-    dag_runner, aws_emulator, emr, cluster_id, monkeypatch
+    dag_runner, aws_emulator, emr, cluster_id, monkeypatch, deferrable
 ):
+    """Before the retry, 120 other steps land on the cluster: the retry pages (Marker) past them."""
     aws_emulator.emr.script_step("A*", duration=1.0)
+    aws_emulator.emr.script_step("other-*", duration=0.0)
+
+    def other_tasks_submit() -> None:
+        for batch in range(12):
+            emr.add_job_flow_steps(
+                JobFlowId=cluster_id, Steps=[step(f"other-{batch}-{n}", "CONTINUE") for n in range(10)]
+            )
+
     seen: list[Any] = []
-    die_once_at_defer(monkeypatch, EmrStepsOperator, seen, "step_ids")
+    die_once_after_submitting(monkeypatch, EmrStepsOperator, seen, "step_ids", other_tasks_submit)
     dag = steps_dag(
-        "emr_steps_crash",
+        f"emr_steps_crash_{deferrable}",
         cluster_id,
         [step("A"), step("B")],
-        deferrable=True,
+        deferrable=deferrable,
         retries=1,
         retry_delay=NO_RETRY_DELAY,
     )
@@ -122,7 +137,9 @@ def test_steps_worker_crash_then_retry_leaves_one_set_of_steps(
     assert result.task_states == {"steps": "success"}
     assert len(seen) == 2
     assert seen[0] == seen[1]  # the retry re-attached to what the first try submitted
-    assert listed_steps(emr, cluster_id) == [("A", "COMPLETED"), ("B", "COMPLETED")]
+    ours = [entry for entry in listed_steps(emr, cluster_id) if not entry[0].startswith("other-")]
+    assert ours == [("A", "COMPLETED"), ("B", "COMPLETED")]
+    assert len(listed_steps(emr, cluster_id)) == 122
 
 
 @pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "sync"])
@@ -302,31 +319,54 @@ def test_serverless_job_succeeds_and_its_driver_lines_reach_the_task_log(
     assert "[driver stderr] WARN slow shuffle" in task_log
 
 
+@pytest.mark.parametrize("deferrable", [True, False], ids=["deferred", "sync"])
 def test_serverless_worker_crash_then_retry_leaves_one_job_run(
-    dag_runner, aws_emulator, serverless, monkeypatch
+    dag_runner, aws_emulator, serverless, monkeypatch, deferrable
 ):
     """The retry finds the run by listing, not by the client token (which the emulator forgets)."""
     app_id = make_application(serverless)
     aws_emulator.emr.script_job_run("nightly*", duration=1.0)
     seen: list[Any] = []
-    real_defer = EmrServerlessJobOperator.defer
-
-    def defer(self: Any, **kwargs: Any) -> Any:
-        seen.append(self.job_run_id)
-        if len(seen) == 1:
-            aws_emulator.emr.forget_client_tokens()
-            raise RuntimeError("worker died right after StartJobRun")
-        return real_defer(self, **kwargs)
-
-    monkeypatch.setattr(EmrServerlessJobOperator, "defer", defer)
-    dag = serverless_dag("emrs_crash", app_id, deferrable=True, retries=1, retry_delay=NO_RETRY_DELAY)
+    die_once_after_submitting(
+        monkeypatch, EmrServerlessJobOperator, seen, "job_run_id", aws_emulator.emr.forget_client_tokens
+    )
+    dag = serverless_dag(
+        f"emrs_crash_{deferrable}", app_id, deferrable=deferrable, retries=1, retry_delay=NO_RETRY_DELAY
+    )
 
     result = dag_runner(dag)
 
     assert result.task_states == {"spark": "success"}
     assert len(seen) == 2
-    assert seen[0] == seen[1]  # the retry re-attached to what the first try submitted
+    assert seen[0] == seen[1]
     assert [run["id"] for run in job_runs(serverless, app_id)] == [seen[0]]
+
+
+def test_serverless_logs_reach_the_task_log_once_across_a_triggerer_restart(
+    dag_runner, aws_emulator, serverless, caplog, capfd
+):
+    app_id = make_application(serverless)
+    lines = [f"batch {n:02d} done" for n in range(12)]
+    aws_emulator.emr.script_job_run("nightly*", duration=2.0, log_interval=0.15, stdout=lines)
+    caplog.set_level("INFO")
+    dag = serverless_dag("emrs_logs_restart", app_id, deferrable=True, configuration_overrides=CLOUDWATCH)
+
+    with triggerer_restarts(EmrServerlessJobRunTrigger, after_seconds=1.0) as rebuilt:
+        result = dag_runner(dag)
+
+    assert result.task_states == {"spark": "success"}
+    assert rebuilt
+    captured = capfd.readouterr()
+    task_log = caplog.text + captured.out + captured.err
+    for line in lines:
+        assert task_log.count(f"[driver stdout] {line}") == 1, line
+
+
+def test_unknown_cluster_and_application_fail_clearly(dag_runner, serverless, emr):
+    result = dag_runner(steps_dag("emr_steps_unknown", "j-DOESNOTEXIST", [step("A")]))
+    assert result.task_states == {"steps": "failed"}
+    result = dag_runner(serverless_dag("emrs_unknown", "00nosuchapp"))
+    assert result.task_states == {"spark": "failed"}
 
 
 def test_serverless_failure_carries_state_details_and_a_retry_starts_a_new_run(
