@@ -17,8 +17,11 @@ the id file.
 from __future__ import annotations
 
 import calendar
+import io
+import json
 import random
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -28,6 +31,10 @@ FINAL_STATES = frozenset({"SUCCESS", "FAILED", "CANCELLED", "COMPLETED", "INTERR
 #: Steps per cluster; a cluster runs at most 256 steps at once (StepConcurrencyLevel).
 STEPS_PER_CLUSTER = 250
 HOLD = {"hold": 30.0, "spread": 5.0}
+ACCOUNT_ID = "123456789012"  # moto's default account
+#: The orchestrator's recorder of status reads, set by :func:`install_hold`.
+DESCRIBED: list[Callable[[str, float, str, float | None], None]] = []
+_HELD: set[str] = set()
 
 
 def _epoch(value: Any) -> float | None:
@@ -35,21 +42,39 @@ def _epoch(value: Any) -> float | None:
     return None if value is None else calendar.timegm(value.utctimetuple()) + value.microsecond / 1e6
 
 
+def hold_step(cluster: Any, step: Any, now: float) -> None:
+    """A RUNNING step ends ``HOLD`` after its first status read."""
+    from airflow_provider_mwaaops.testing.extensions import emr_steps
+
+    key = f"{cluster.id}/{step.id}"
+    if key in _HELD:
+        return
+    _HELD.add(key)
+    clock = emr_steps._step_clock(step)
+    if clock is not None and step.state == "RUNNING":
+        clock.ends_at = now + HOLD["hold"] + random.uniform(0.0, HOLD["spread"])
+
+
+def record_step(cluster: Any, step: Any, now: float) -> None:
+    final = step.state in FINAL_STATES
+    DESCRIBED[0](f"{cluster.id}/{step.id}", now, step.state, _epoch(step.end_date_time) if final else None)
+
+
 def install_hold(described: Callable[[str, float, str, float | None], None]) -> None:
     """Hold runs / steps until ``HOLD`` after their first status read; record every read."""
     from moto.emr.models import ElasticMapReduceBackend
     from moto.emrserverless.models import EMRServerlessBackend
 
-    from airflow_provider_mwaaops.testing.extensions import emr_serverless_jobs, emr_steps
+    from airflow_provider_mwaaops.testing.extensions import emr_serverless_jobs
 
-    held: set[str] = set()
+    DESCRIBED[:] = [described]
     get_job_run = EMRServerlessBackend.get_job_run
 
     def hold_job_run(self: Any, application_id: str, job_run_id: str) -> Any:
         key = f"{application_id}/{job_run_id}"
         now = time.time()
-        if key not in held:
-            held.add(key)
+        if key not in _HELD:
+            _HELD.add(key)
             for run in self.job_runs.get(application_id, []):
                 clock = emr_serverless_jobs._run_clock(run)
                 if run.id == job_run_id and clock is not None:
@@ -61,19 +86,6 @@ def install_hold(described: Callable[[str, float, str, float | None], None]) -> 
         return run
 
     EMRServerlessBackend.get_job_run = hold_job_run  # type: ignore[method-assign]
-
-    def hold_step(cluster: Any, step: Any, now: float) -> None:
-        key = f"{cluster.id}/{step.id}"
-        if key in held:
-            return
-        held.add(key)
-        clock = emr_steps._step_clock(step)
-        if clock is not None and step.state == "RUNNING":
-            clock.ends_at = now + HOLD["hold"] + random.uniform(0.0, HOLD["spread"])
-
-    def record_step(cluster: Any, step: Any, now: float) -> None:
-        final = step.state in FINAL_STATES
-        described(f"{cluster.id}/{step.id}", now, step.state, _epoch(step.end_date_time) if final else None)
 
     describe_step = ElasticMapReduceBackend.describe_step
 
@@ -237,3 +249,91 @@ def rest_action(method: str, path: str) -> str | None:
     if parts[:1] == ["applications"] and len(parts) == 3 and parts[2] == "jobruns":
         return "ListJobRuns" if method == "GET" else "StartJobRun"
     return None
+
+
+# -- fast paths: the status reads answered without flask, dispatch and serializer ----------------------
+def _region(environ: dict[str, Any]) -> str:
+    scope = environ.get("HTTP_AUTHORIZATION", "").split("Credential=", 1)[-1].split("/")
+    return scope[2] if len(scope) > 2 else "us-east-1"
+
+
+def _reply(start_response: Any, answer: dict[str, Any], content_type: str) -> list[bytes]:
+    payload = json.dumps(answer).encode()
+    start_response(
+        "200 OK",
+        [
+            ("Content-Type", content_type),
+            ("x-amzn-RequestId", str(uuid.uuid4())),
+            ("Content-Length", str(len(payload))),
+        ],
+    )
+    return [payload]
+
+
+def _step_answer(step: Any) -> dict[str, Any]:
+    timeline = {
+        "CreationDateTime": _epoch(step.creation_date_time),
+        "StartDateTime": _epoch(step.start_date_time),
+        "EndDateTime": _epoch(step.end_date_time),
+    }
+    return {
+        "Id": step.id,
+        "Name": step.name,
+        "ActionOnFailure": step.action_on_failure,
+        "Status": {"State": step.state, "Timeline": {k: v for k, v in timeline.items() if v is not None}},
+    }
+
+
+def fast_answer(environ: dict[str, Any], start_response: Any, target: str) -> list[bytes] | None:
+    """GetJobRun, ListSteps (by StepIds) and DescribeStep straight from moto's backends (with our
+    emulator extensions' state), the way ``_fleet_emulator`` answers DescribeExecution: the
+    emulator, not the measured process, would otherwise set the pace. None: let moto answer."""
+    from moto.emr.models import emr_backends
+    from moto.emrserverless.models import emrserverless_backends
+
+    from airflow_provider_mwaaops.testing.extensions import emr_scripts, emr_steps
+
+    region = _region(environ)
+    if target == "GetJobRun":
+        parts = environ.get("PATH_INFO", "").strip("/").split("/")
+        backend = emrserverless_backends[ACCOUNT_ID][region]
+        try:
+            run = backend.get_job_run(parts[1], parts[3])
+        except Exception:
+            return None
+        answer = {
+            "applicationId": run.application_id,
+            "jobRunId": run.id,
+            "name": run.name,
+            "arn": run.arn,
+            "createdBy": run.created_by,
+            "createdAt": _epoch(run.created_at),
+            "updatedAt": _epoch(run.updated_at),
+            "executionRole": run.execution_role_arn,
+            "state": run.state,
+            "stateDetails": run.state_details or "",
+            "releaseLabel": run.release_label,
+            "jobDriver": run.job_driver,
+        }
+        return _reply(start_response, {"jobRun": answer}, "application/json")
+    if target not in ("ListSteps", "DescribeStep"):
+        return None
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    raw = environ["wsgi.input"].read(length)
+    environ["wsgi.input"] = io.BytesIO(raw)  # moto reads it again when this path declines
+    body = json.loads(raw or b"{}")
+    cluster = emr_backends[ACCOUNT_ID][region].clusters.get(body.get("ClusterId"))
+    wanted = body.get("StepIds") if target == "ListSteps" else [body.get("StepId")]
+    if cluster is None or not wanted or body.get("Marker") or body.get("StepStates"):
+        return None
+    now = time.time()
+    with emr_scripts.SIMULATION_LOCK:
+        steps = [step for step in cluster.steps if step.id in set(wanted or [])]
+        for step in steps:
+            hold_step(cluster, step, now)
+        emr_steps.advance_cluster(cluster, emr_scripts.now())
+        answers = [_step_answer(step) for step in steps]
+        for step in steps:
+            record_step(cluster, step, now)
+    reply = {"Steps": answers} if target == "ListSteps" else {"Step": answers[0]}
+    return _reply(start_response, reply, "application/x-amz-json-1.1")

@@ -198,6 +198,10 @@ def _install_counting(fast_describe: bool) -> None:
                 COUNTERS.count_action(target.rsplit(".", 1)[-1])
                 if fast_describe and target == "AWSStepFunctions.DescribeExecution":
                     return _fast_describe(environ, start_response)
+                if fast_describe and _fleet_emr.DESCRIBED:
+                    answer = _fleet_emr.fast_answer(environ, start_response, target.rsplit(".", 1)[-1])
+                    if answer is not None:
+                        return answer
             return super().__call__(environ, start_response)
 
     threaded_moto_server.DomainDispatcherApplication = CountingApp
