@@ -54,7 +54,6 @@ from airflow_provider_mwaaops.hooks.emr import (
     CLUSTER_ACCEPTS_STEPS,
     JOB_RUN_ACTIVE,
     MAX_ACTIVE_STEPS,
-    STEP_ACTIVE,
     EmrServerlessJobHook,
     EmrStepsHook,
     serverless_log_streams,
@@ -405,14 +404,15 @@ def plan_steps(count: int, newest: dict[int, dict[str, Any]]) -> StepPlan:
     """Decide from the newest step of each position (a ListSteps summary) what this try submits.
 
     COMPLETED positions are kept; PENDING / RUNNING ones are re-attached; the first position that
-    ended badly (or was never submitted) and every position after it are submitted again, in order.
+    ended badly or is being cancelled (CANCEL_PENDING, e.g. after a kill), or was never submitted,
+    and every position after it are submitted again, in order.
     Steps after that point that are still active are cancelled first, so none runs twice at once.
     """
     kept: list[str] = []
     for index in range(count):
         step = newest.get(index)
         state = step["Status"]["State"] if step else None
-        if state == "COMPLETED" or state in STEP_ACTIVE:
+        if state in ("COMPLETED", "PENDING", "RUNNING"):  # CANCEL_PENDING ends CANCELLED: rerun it
             kept.append(step["Id"])  # type: ignore[index]
             continue
         cancel = [

@@ -233,6 +233,8 @@ def test_plan_keeps_completed_and_active_and_resubmits_from_the_first_bad_step()
     plan = plan_steps(2, {0: summary("a", "COMPLETED"), 1: summary("b", "RUNNING")})
     assert (plan.kept, plan.resubmit_from) == (["a", "b"], None)
     assert plan_steps(2, {}).resubmit_from == 0
+    plan = plan_steps(2, {0: summary("a", "CANCEL_PENDING"), 1: summary("b", "PENDING")})
+    assert (plan.kept, plan.resubmit_from, plan.cancel_first) == ([], 0, ["b"])  # after a kill
 
 
 def test_sync_on_kill_cancels_only_this_tasks_active_steps(aws_emulator, emr, cluster_id):
