@@ -9,8 +9,9 @@ LocalExecutor, the dag processor and the triggerer, all pointed at the embedded 
 /api/v2/dags/{dag_id}/dagRuns`` with ``logical_date: null``, all at once, and must succeed.
 
 New examples are picked up without changing this test. One that needs something set up first
-registers it in :data:`PREPARE` (keyed by dag_id); one that needs what this deployment cannot offer
-says why in :data:`CANNOT_RUN_HERE`.
+registers it in :data:`PREPARE` (keyed by dag_id), or in :data:`PREPARE_CONF` when its run needs a
+conf (as the MWAA recovery example needs the waiting workflow's message); one that needs what this
+deployment cannot offer says why in :data:`CANNOT_RUN_HERE`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pytest
 from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
+    from airflow_provider_mwaaops.testing.airflow_env import IsolatedAirflow
     from airflow_provider_mwaaops.testing.api_server import AirflowApiServer
     from airflow_provider_mwaaops.testing.components import AirflowComponents
     from airflow_provider_mwaaops.testing.emulator import AwsEmulator
@@ -70,6 +72,8 @@ class Deployment:
     server: AirflowApiServer
     components: AirflowComponents
     emulator: AwsEmulator
+    #: dag_id -> the conf its run is triggered with (what a dispatcher would pass it)
+    confs: dict[str, dict[str, Any]]
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.server.request(method, path, **kwargs)
@@ -79,7 +83,8 @@ class Deployment:
 
     def trigger(self, dag_id: str) -> str:
         """A run with no logical date, as Airflow 3's REST API and asset triggers make them."""
-        run = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None})
+        body = {"logical_date": None, "conf": self.confs.get(dag_id, {})}
+        run = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
         assert run["logical_date"] is None, run
         return str(run["dag_run_id"])
 
@@ -175,6 +180,17 @@ PREPARE: dict[str, Callable[[AwsEmulator, Path], dict[str, str]]] = {
 }
 
 
+def _mwaa_examples(emulator: AwsEmulator) -> dict[str, dict[str, Any]]:
+    """The primary environment both MWAA examples use, its disaster and the waiting workflow."""
+    from airflow_provider_mwaaops.testing.mwaa_recovery import prepare_mwaa_deployment
+
+    return prepare_mwaa_deployment(emulator, EXAMPLE_DAGS)
+
+
+#: Setups that give runs their conf: each returns dag_id -> conf for the DAGs it prepares.
+PREPARE_CONF: list[Callable[[AwsEmulator], dict[str, dict[str, Any]]]] = [_mwaa_examples]
+
+
 def _config() -> dict[str, dict[str, Any]]:
     return {
         "core": {
@@ -190,7 +206,9 @@ def _config() -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def deployment(
-    tmp_path_factory: pytest.TempPathFactory, _mwaaops_emulator_server: AwsEmulator
+    tmp_path_factory: pytest.TempPathFactory,
+    _mwaaops_emulator_server: AwsEmulator,
+    mwaaops_airflow: IsolatedAirflow,  # the test process's Airflow: preparations back it up
 ) -> Iterator[Deployment]:
     from airflow_provider_mwaaops.testing.api_server import AirflowApiServer
     from airflow_provider_mwaaops.testing.components import AirflowComponents, default_component_commands
@@ -209,6 +227,8 @@ def deployment(
     environ = dict(emulator.environ())
     for prepare in PREPARE.values():
         environ.update(prepare(emulator, tmp))
+    with emulator.activated():
+        confs = {dag_id: conf for prepare in PREPARE_CONF for dag_id, conf in prepare(emulator).items()}
     with ExitStack() as stack:
         airflow = stack.enter_context(migrated_postgres_airflow(tmp / "airflow", dags_folder=dags))
         # What a self-managed Airflow 3 gives tasks that read the metadata database (they may not use
@@ -226,7 +246,7 @@ def deployment(
             )
         )
         try:
-            yield Deployment(server, components, emulator)
+            yield Deployment(server, components, emulator, confs)
         finally:
             components.stop()
 
