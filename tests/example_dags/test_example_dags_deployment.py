@@ -163,6 +163,12 @@ def _glue_examples(emulator: AwsEmulator) -> dict[str, str]:
     return {}
 
 
+def _emr(emulator: AwsEmulator, dag_id: str) -> dict[str, str]:
+    from airflow_provider_mwaaops.testing.emr_examples import prepare_emr_example
+
+    return prepare_emr_example(dag_id, emulator)
+
+
 #: dag_id -> setup before the deployment starts; returns environment variables for its processes.
 PREPARE: dict[str, Callable[[AwsEmulator, Path], dict[str, str]]] = {
     # The producer's listener publishes from the API server; the consumer's asset watcher reads the
@@ -171,6 +177,9 @@ PREPARE: dict[str, Callable[[AwsEmulator, Path], dict[str, str]]] = {
     "example_snowflake_sns": lambda _emulator, tmp: _snowflake(tmp),
     # What the Glue examples' job runs do (log lines; a transform run that fails once).
     "example_glue_etl": lambda emulator, _tmp: _glue_examples(emulator),
+    # The EMR examples read their cluster / application id from Variables (AIRFLOW_VAR_*).
+    "example_emr_steps_redrive": lambda emulator, _tmp: _emr(emulator, "example_emr_steps_redrive"),
+    "example_emr_serverless_spark": lambda emulator, _tmp: _emr(emulator, "example_emr_serverless_spark"),
 }
 
 
