@@ -50,8 +50,22 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://docs.aws.amazon.com/mwaa/latest/API/API_Environment.html",
                 "tags": ["aws"],
             },
+            {
+                "integration-name": "AWS Glue (resumable job runs and workflows)",
+                "external-doc-url": "https://docs.aws.amazon.com/glue/latest/dg/resuming-workflow.html",
+                "tags": ["aws"],
+            },
+            {
+                "integration-name": "Amazon EMR (resuming steps and EMR Serverless job runs)",
+                "external-doc-url": "https://docs.aws.amazon.com/emr/latest/APIReference/API_AddJobFlowSteps.html",
+                "tags": ["aws"],
+            },
         ],
         "operators": [
+            {
+                "integration-name": "AWS Glue (resumable job runs and workflows)",
+                "python-modules": ["airflow_provider_mwaaops.operators.glue"],
+            },
             {
                 "integration-name": "AWS Step Functions (redriving)",
                 "python-modules": ["airflow_provider_mwaaops.operators.step_function"],
@@ -75,6 +89,10 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_mwaaops.operators.task_token",
                 ],
             },
+            {
+                "integration-name": "Amazon EMR (resuming steps and EMR Serverless job runs)",
+                "python-modules": ["airflow_provider_mwaaops.operators.emr"],
+            },
         ],
         "sensors": [
             {
@@ -84,6 +102,10 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [
             {
+                "integration-name": "AWS Glue (resumable job runs and workflows)",
+                "python-modules": ["airflow_provider_mwaaops.hooks.glue"],
+            },
+            {
                 "integration-name": "AWS Step Functions (redriving)",
                 "python-modules": ["airflow_provider_mwaaops.hooks.step_function"],
             },
@@ -91,8 +113,16 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Amazon MWAA (disaster recovery)",
                 "python-modules": ["airflow_provider_mwaaops.hooks.mwaa"],
             },
+            {
+                "integration-name": "Amazon EMR (resuming steps and EMR Serverless job runs)",
+                "python-modules": ["airflow_provider_mwaaops.hooks.emr"],
+            },
         ],
         "triggers": [
+            {
+                "integration-name": "AWS Glue (resumable job runs and workflows)",
+                "python-modules": ["airflow_provider_mwaaops.triggers.glue"],
+            },
             {
                 "integration-name": "AWS Step Functions (redriving)",
                 "python-modules": ["airflow_provider_mwaaops.triggers.step_function"],
@@ -100,6 +130,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Amazon MWAA (disaster recovery)",
                 "python-modules": ["airflow_provider_mwaaops.triggers.mwaa"],
+            },
+            {
+                "integration-name": "Amazon EMR (resuming steps and EMR Serverless job runs)",
+                "python-modules": ["airflow_provider_mwaaops.triggers.emr"],
             },
         ],
         "notifications": [

@@ -21,8 +21,13 @@ import gc
 import json
 import os
 import random
+import sys
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _fleet_emr
 
 LAG_INTERVAL = 0.05
 
@@ -36,7 +41,39 @@ def proc_status_kb(field: str) -> int:
     raise KeyError(field)
 
 
-def make_trigger(impl: str, arn: str, waiter_delay: float, max_attempts: int) -> Any:
+#: The Glue job of ``--service glue`` (created by ``_fleet_emulator.py``); ``arn`` is then a run id.
+GLUE_JOB = "fleet-glue"
+
+
+def make_glue_trigger(impl: str, run_id: str, waiter_delay: float, max_attempts: int) -> Any:
+    """The Glue job-run waits: ours (log forwarding off: status polls only) or the amazon one."""
+    if impl == "ours":
+        from airflow_provider_mwaaops.triggers.glue import GlueJobRunTrigger
+
+        return GlueJobRunTrigger(
+            job_name=GLUE_JOB, job_run_id=run_id, waiter_delay=waiter_delay, forward_logs=False
+        )
+    if impl == "amazon":
+        from airflow.providers.amazon.aws.triggers.glue import GlueJobCompleteTrigger
+
+        return GlueJobCompleteTrigger(
+            job_name=GLUE_JOB,
+            run_id=run_id,
+            verbose=False,
+            waiter_delay=int(waiter_delay),
+            waiter_max_attempts=max_attempts,
+            aws_conn_id="aws_default",
+        )
+    raise ValueError(f"no {impl!r} implementation for Glue")
+
+
+def make_trigger(
+    impl: str, arn: str, waiter_delay: float, max_attempts: int, service: str = "stepfunctions"
+) -> Any:
+    if service == "glue":
+        return make_glue_trigger(impl, arn, waiter_delay, max_attempts)
+    if service in _fleet_emr.SERVICES:
+        return _fleet_emr.make_trigger(service, impl, arn, waiter_delay, max_attempts)
     if impl == "ours":
         from airflow_provider_mwaaops.triggers.step_function import StepFunctionExecutionTrigger
 
@@ -152,7 +189,9 @@ async def fleet(args: argparse.Namespace, arns: list[str], result: dict[str, Any
     events: dict[str, Any] = {}
     start = time.time()
     cpu_start = time.thread_time()  # the event loop's thread only (not asgiref's worker threads)
-    triggers = [make_trigger(args.impl, arn, args.waiter_delay, args.max_attempts) for arn in arns]
+    triggers = [
+        make_trigger(args.impl, arn, args.waiter_delay, args.max_attempts, args.service) for arn in arns
+    ]
     tasks = [asyncio.create_task(wait_one(t, arn, events)) for t, arn in zip(triggers, arns, strict=True)]
     result["tasks_created"] = time.time()
     result["created_seconds"] = result["tasks_created"] - start
@@ -182,6 +221,9 @@ def main() -> None:
     parser.add_argument("--max-attempts", type=int, default=10_000)
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--profile", help="write a cProfile of the fleet's event loop to this file")
+    parser.add_argument(
+        "--service", default="stepfunctions", choices=("stepfunctions", "glue", *_fleet_emr.SERVICES)
+    )
     args = parser.parse_args()
 
     # stdout is the channel to the orchestrator. Airflow's structlog console logging writes to
@@ -199,7 +241,15 @@ def main() -> None:
         StepFunctionsExecutionCompleteTrigger,
     )
 
+    if args.service == "glue":  # both Glue implementations too (equal baselines again)
+        from airflow.providers.amazon.aws.triggers.glue import GlueJobCompleteTrigger  # noqa: F401
+
+        from airflow_provider_mwaaops.triggers.glue import GlueJobRunTrigger  # noqa: F401
+
     from airflow_provider_mwaaops.triggers.step_function import StepFunctionExecutionTrigger  # noqa: F401
+
+    if args.service in _fleet_emr.SERVICES:
+        _fleet_emr.import_all()
 
     with open(args.arn_file) as source:
         arns = [line.strip() for line in source if line.strip()]

@@ -32,12 +32,21 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _fleet_emr
 
 #: ``Wait.Seconds`` value that means "hold, as configured by setup" in this process.
 HOLD_SECONDS = 86_400
 ACCOUNT_ID = "123456789012"  # moto's default account
-FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}
+FINAL = {
+    *("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "STOPPED", "TIMEOUT", "ERROR"),
+    *("SUCCESS", "CANCELLED", "COMPLETED", "INTERRUPTED"),
+}
+#: The job of ``--service glue`` (``_fleet_child.GLUE_JOB``).
+GLUE_JOB = "fleet-glue"
 
 
 @dataclass
@@ -185,10 +194,19 @@ def _install_counting(fast_describe: bool) -> None:
         def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
             path = environ.get("PATH_INFO", "")
             if not path.startswith("/moto-api"):
-                target = environ.get("HTTP_X_AMZ_TARGET") or f"{environ.get('REQUEST_METHOD')} {path}"
+                method = str(environ.get("REQUEST_METHOD"))
+                target = (
+                    environ.get("HTTP_X_AMZ_TARGET")
+                    or _fleet_emr.rest_action(method, path)
+                    or f"{method} {path}"
+                )
                 COUNTERS.count_action(target.rsplit(".", 1)[-1])
                 if fast_describe and target == "AWSStepFunctions.DescribeExecution":
                     return _fast_describe(environ, start_response)
+                if fast_describe and _fleet_emr.DESCRIBED:
+                    answer = _fleet_emr.fast_answer(environ, start_response, target.rsplit(".", 1)[-1])
+                    if answer is not None:
+                        return answer
             return super().__call__(environ, start_response)
 
     threaded_moto_server.DomainDispatcherApplication = CountingApp
@@ -204,6 +222,74 @@ def _install_counting(fast_describe: bool) -> None:
         return result
 
     StepFunctionResponse.describe_execution = describe_execution  # type: ignore[method-assign]
+    _install_glue_counting()
+
+
+def _install_glue_counting() -> None:
+    """Record each GetJobRun answer; a run's first GetJobRun starts its hold (see _hold_glue_run)."""
+    from moto.glue.responses import GlueResponse
+
+    original = GlueResponse.get_job_run
+
+    def get_job_run(self: GlueResponse) -> Any:
+        run_id = self.parameters.get("RunId")
+        now = time.time()
+        with COUNTERS.lock:
+            first = run_id not in COUNTERS.executions
+        if first:
+            _hold_glue_run(self.glue_backend, self.parameters.get("JobName"), run_id, now)
+        result = original(self)
+        run = result.result["JobRun"]
+        COUNTERS.described(run_id, now, str(run["JobRunState"]), _epoch(run.get("CompletedOn")))
+        return result
+
+    GlueResponse.get_job_run = get_job_run  # type: ignore[method-assign]
+
+
+def _hold_glue_run(backend: Any, job_name: str, run_id: str, now: float) -> None:
+    """The run (RUNNING until stopped) now SUCCEEDS ``hold`` + uniform(0, ``spread``) seconds from
+    this first GetJobRun, as a Step Functions execution of the other workload does."""
+    import dataclasses
+
+    from airflow_provider_mwaaops.testing.extensions.glue_job_runs import GLUE_LOCK, life_of
+
+    end = now + HOLD["hold"] + random.uniform(0.0, HOLD["spread"])
+    with GLUE_LOCK:
+        run = next((r for r in backend.jobs[job_name].job_runs if r.job_run_id == run_id), None)
+        life = life_of(run) if run is not None else None
+        if life is None or life.started_at is None:
+            return
+        running_from = life.started_at.timestamp() + life.script.starting_seconds
+        life.script = dataclasses.replace(life.script, running_seconds=max(0.0, end - running_from))
+
+
+def _setup_glue(emulator: Any, n: int, tag: str, arn_file: str, hold: float, spread: float) -> dict[str, Any]:
+    """A job with room for N runs, N runs that hold RUNNING until first polled (ids to the file)."""
+    emulator.reset()
+    COUNTERS.reset()
+    HOLD.update(hold=hold, spread=spread)
+    glue = emulator.client("glue")
+    glue.create_job(
+        Name=GLUE_JOB,
+        Role="arn:aws:iam::123456789012:role/fleet-benchmark",
+        Command={"Name": "glueetl", "ScriptLocation": "s3://fleet/etl.py"},
+        ExecutionProperty={"MaxConcurrentRuns": n},
+    )
+    emulator.glue.script_job(GLUE_JOB, starting_seconds=0, running_seconds=None)
+
+    def start(index: int) -> str:
+        return glue.start_job_run(JobName=GLUE_JOB, Arguments={"--fleet": f"{tag}-{index:05d}"})["JobRunId"]
+
+    with ThreadPoolExecutor(8) as pool:
+        run_ids = list(pool.map(start, range(n)))
+    statuses: Counter[str] = Counter()
+    for page in glue.get_paginator("get_job_runs").paginate(JobName=GLUE_JOB):
+        statuses.update(run["JobRunState"] for run in page["JobRuns"])
+    with COUNTERS.lock:
+        COUNTERS.actions.clear()
+    with open(arn_file, "w") as out:
+        out.write("\n".join(run_ids))
+    return {"arn_file": arn_file, "n": len(run_ids), "statuses": dict(statuses)}
 
 
 def _install_hold() -> None:
@@ -274,6 +360,22 @@ def _setup(emulator: Any, n: int, tag: str, arn_file: str, hold: float, spread: 
     return {"arn_file": arn_file, "n": len(arns), "statuses": dict(statuses)}
 
 
+def _setup_emr(
+    emulator: Any, service: str, n: int, tag: str, arn_file: str, hold: float, spread: float
+) -> dict[str, Any]:
+    """N EMR Serverless job runs or EMR steps, RUNNING until ``hold`` after their first status read."""
+    emulator.reset()
+    COUNTERS.reset()
+    _fleet_emr.HOLD.update(hold=hold, spread=spread)
+    ids, statuses = _fleet_emr.setup(emulator, service, n, tag)
+    with COUNTERS.lock:  # only the triggers' requests count
+        COUNTERS.actions.clear()
+        COUNTERS.executions.clear()
+    with open(arn_file, "w") as out:
+        out.write("\n".join(ids))
+    return {"arn_file": arn_file, "n": len(ids), "statuses": statuses}
+
+
 def _report() -> dict[str, Any]:
     with COUNTERS.lock:
         return {
@@ -293,6 +395,7 @@ def _report() -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--moto-describe", action="store_true", help="no DescribeExecution fast path")
+    parser.add_argument("--service", default="stepfunctions", choices=("stepfunctions", *_fleet_emr.SERVICES))
     args = parser.parse_args()
     _speed_up_moto()
     _install_counting(fast_describe=not args.moto_describe)
@@ -300,19 +403,27 @@ def main() -> None:
     from airflow_provider_mwaaops.testing.emulator import AwsEmulator
 
     emulator = AwsEmulator().start()
+    if args.service in _fleet_emr.SERVICES:
+        _fleet_emr.install_hold(COUNTERS.described)
     print(json.dumps({"port": emulator.port, "environ": emulator.environ()}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         cmd = request["cmd"]
         if cmd == "setup":
             params = {key: request[key] for key in ("n", "tag", "arn_file", "hold", "spread")}
-            answer = _setup(emulator, **params)
+            if request.get("service") == "glue":
+                answer = _setup_glue(emulator, **params)
+            elif args.service in _fleet_emr.SERVICES:
+                answer = _setup_emr(emulator, args.service, **params)
+            else:
+                answer = _setup(emulator, **params)
         elif cmd == "stats":
             with COUNTERS.lock:
                 answer = {
                     "polled": len(COUNTERS.executions),
                     "last_first_poll": COUNTERS.last_first_poll,
-                    "describes": COUNTERS.actions.get("DescribeExecution", 0),
+                    "describes": COUNTERS.actions.get("DescribeExecution", 0)
+                    + COUNTERS.actions.get("GetJobRun", 0),
                 }
         elif cmd == "report":
             answer = _report()

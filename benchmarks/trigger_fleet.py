@@ -36,6 +36,13 @@ Usage::
     python benchmarks/trigger_fleet.py                  # N = 100 500 1000, ours and amazon
     python benchmarks/trigger_fleet.py --quick          # N = 100 only, W = 10 s (smoke run)
     python benchmarks/trigger_fleet.py --n 1000 --impl ours shared --json results.json
+    python benchmarks/trigger_fleet.py --service glue --n 1000   # Glue job runs: GetJobRun polls
+
+With ``--service glue`` the fleet waits for N Glue job runs of one job (MaxConcurrentRuns N) that
+each SUCCEED W + uniform(0, D) s after their first GetJobRun: ours is
+``airflow_provider_mwaaops.triggers.glue.GlueJobRunTrigger`` (log forwarding off), the amazon one
+``airflow.providers.amazon.aws.triggers.glue.GlueJobCompleteTrigger(verbose=False)``. GetJobRun is
+served through moto's full request path (there is no fast path as for DescribeExecution).
 """
 
 from __future__ import annotations
@@ -133,7 +140,13 @@ def run_one(emulator: Emulator, impl: str, n: int, args: argparse.Namespace, wor
     (rundir / "airflow").mkdir(parents=True)
     arn_file = rundir / "arns.txt"
     setup = emulator.ask(
-        "setup", n=n, tag=tag, arn_file=str(arn_file), hold=args.wait_seconds, spread=args.waiter_delay
+        "setup",
+        n=n,
+        tag=tag,
+        arn_file=str(arn_file),
+        hold=args.wait_seconds,
+        spread=args.waiter_delay,
+        service=args.service,
     )
     if setup["n"] != n or setup["statuses"] != {"RUNNING": n}:
         raise RuntimeError(f"emulator setup went wrong: {setup}")
@@ -153,10 +166,12 @@ def run_one(emulator: Emulator, impl: str, n: int, args: argparse.Namespace, wor
                 args.python,
                 str(HERE / "_fleet_child.py"),
                 f"--impl={impl}",
+                f"--service={args.service}",
                 f"--arn-file={arn_file}",
                 f"--out={out_file}",
                 f"--waiter-delay={args.waiter_delay}",
                 f"--max-seconds={args.max_seconds}",
+                f"--service={args.service}",
                 *(
                     [f"--profile={args.profile / f'{impl}-{n}-{int(time.time())}.pstats'}"]
                     if args.profile
@@ -208,7 +223,9 @@ def summarise(child: dict[str, Any], server: dict[str, Any]) -> dict[str, Any]:
         if len(rec["polls"]) > 1
     ]
     per_wait = [len(execs[arn]["polls"]) for arn in ok if arn in execs]
-    describes = server["actions"].get("DescribeExecution", 0)
+    # Status reads the emulator recorded per resource (DescribeExecution; GetJobRun; DescribeStep or
+    # a ListSteps naming the step).
+    describes = sum(len(rec["polls"]) for rec in execs.values())
     peak_kb = child["hwm_kb_peak"]
     base_kb = child["rss_kb_baseline"]
     return {
@@ -396,6 +413,14 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="serve DescribeExecution through moto's full request path (about 2x slower; see README)",
     )
+    parser.add_argument(
+        "--service",
+        default="stepfunctions",
+        choices=["stepfunctions", "glue", "emr-serverless", "emr-steps"],
+        help="what the triggers wait for: Step Functions executions, Glue job runs (vs the amazon "
+        "provider's GlueJobCompleteTrigger, status polls only) or EMR (vs EmrServerlessStartJobTrigger / "
+        "EmrStepSensorTrigger)",
+    )
     parser.add_argument("--python", default=sys.executable, help="interpreter for the child processes")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, raw data)")
@@ -407,11 +432,17 @@ def main(argv: list[str] | None = None) -> int:
         args.n = [100] if "--n" not in (argv if argv is not None else sys.argv) else args.n
         args.wait_seconds = min(args.wait_seconds, 10.0)
 
+    if args.service == "glue" and "shared" in args.impl:
+        parser.error("--impl shared is a Step Functions reference only")
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="trigger-fleet-"))
     print(f"work directory: {workdir}", flush=True)
-    emulator = Emulator(args.python, workdir, ["--moto-describe"] if args.moto_describe else [])
+    emulator = Emulator(
+        args.python,
+        workdir,
+        [*(["--moto-describe"] if args.moto_describe else []), f"--service={args.service}"],
+    )
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     began = time.time()
     try:
@@ -434,13 +465,15 @@ def main(argv: list[str] | None = None) -> int:
         emulator.close()
     rows = [median_row(group) for group in runs.values()]
 
+    via = f"DescribeExecution via {'moto' if args.moto_describe else 'fast path'}; "
+    via = via if args.service == "stepfunctions" else ""
     print()
     print(
-        f"D (waiter_delay) {args.waiter_delay:g} s; executions RUNNING {args.wait_seconds:g} s + U(0, D) "
+        f"service {args.service}; D (waiter_delay) {args.waiter_delay:g} s; "
+        f"waits RUNNING {args.wait_seconds:g} s + U(0, D) "
         f"after their first poll; {'medians of ' + str(args.repeat) + ' runs; ' if args.repeat > 1 else ''}"
         f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; "
-        f"DescribeExecution via {'moto' if args.moto_describe else 'fast path'}; "
-        f"total {time.time() - began:.0f} s"
+        f"{via}total {time.time() - began:.0f} s"
     )
     print(table(rows))
     for line in marginal(rows) + targets(rows):

@@ -38,9 +38,7 @@ it): clearing sets ``max_tries = try_number + retries``, so the first try after 
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -48,6 +46,7 @@ from enum import StrEnum
 from typing import Any, ClassVar, Literal, TypeVar
 
 from airflow_provider_mwaaops import compat
+from airflow_provider_mwaaops.task_instance import TaskInstanceRef
 
 __all__ = [
     "LOOKUP_CLOCK_SKEW",
@@ -75,52 +74,7 @@ T = TypeVar("T")
 #: Airflow hosts and AWS, plus a margin): lookups reach back this far beyond the bound.
 LOOKUP_CLOCK_SKEW = timedelta(minutes=10)
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _TAG_SEPARATOR = "#"
-
-
-@dataclass(frozen=True)
-class TaskInstanceRef:
-    """One task instance: what every try of it has in common."""
-
-    dag_id: str
-    task_id: str
-    run_id: str
-    map_index: int = -1
-
-    @classmethod
-    def from_context(cls, context: Mapping[str, Any]) -> TaskInstanceRef:
-        ti = context["ti"]
-        map_index = getattr(ti, "map_index", -1)
-        return cls(ti.dag_id, ti.task_id, ti.run_id, -1 if map_index is None else int(map_index))
-
-    def key(self, max_length: int = 80) -> str:
-        """A deterministic name for this task instance: ``[A-Za-z0-9_.-]``, at most ``max_length``.
-
-        The readable part (``dag.task.run[.map_index]``, sanitised) may be cut; a hash of the exact,
-        unsanitised identity keeps two task instances apart (``a:b`` and ``a_b`` sanitise alike).
-        """
-        identity = f"{self.dag_id}\x1f{self.task_id}\x1f{self.run_id}\x1f{self.map_index}"
-        digest = hashlib.sha256(identity.encode()).hexdigest()[:12]
-        parts = [self.dag_id, self.task_id, self.run_id]
-        if self.map_index >= 0:
-            parts.append(str(self.map_index))
-        readable = _UNSAFE.sub("_", ".".join(parts)).strip("._-") or "airflow"
-        return f"{readable[: max_length - len(digest) - 1]}-{digest}"
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "dag_id": self.dag_id,
-            "task_id": self.task_id,
-            "run_id": self.run_id,
-            "map_index": self.map_index,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> TaskInstanceRef:
-        return cls(
-            str(data["dag_id"]), str(data["task_id"]), str(data["run_id"]), int(data.get("map_index", -1))
-        )
 
 
 @dataclass(frozen=True)

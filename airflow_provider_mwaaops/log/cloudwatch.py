@@ -42,8 +42,9 @@ What it guarantees:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -273,11 +274,8 @@ class CloudWatchLogForwarder:
         for read in done:
             if read.more:
                 await self._skip_to_end(client, read)
-        if skipped or any(read.events for read in done) or any(read.more for read in done):
-            await self._save_checkpoint()
-        for prefix, message in lines:
-            self.logger.info("%s %s", prefix, message)
-        self.lines_written += len(lines)
+        save = bool(skipped or any(read.events for read in done) or any(read.more for read in done))
+        await _uncancelled(self._commit(lines, save))
         if skipped or any(read.more for read in done):
             self.logger.warning(
                 "%s%d log line(s) skipped: more than %d lines or %d bytes arrived since the last look "
@@ -290,6 +288,14 @@ class CloudWatchLogForwarder:
         if final:
             self._report_missing_streams()
         return len(lines)
+
+    async def _commit(self, lines: Sequence[tuple[str, str]], save: bool) -> None:
+        """Save the cursor, then write the lines: the two halves of one call's progress."""
+        if save:
+            await self._save_checkpoint()
+        for prefix, message in lines:
+            self.logger.info("%s %s", prefix, message)
+        self.lines_written += len(lines)
 
     async def _read(self, client: Any, source: LogSource, stream: str) -> _Read | None:
         """New events of one stream (advancing its cursor), or None after an error."""
@@ -461,6 +467,22 @@ class CloudWatchLogForwarder:
             return
         self._warned.add(key)
         self.logger.log(level, message, *args)
+
+
+async def _uncancelled(work: Awaitable[None]) -> None:
+    """Run ``work`` to its end even if the caller is cancelled meanwhile (then re-raise).
+
+    A triggerer that stops cancels its triggers; the cursor save and the write of the lines it
+    covers must not be cut apart (a saved cursor without its lines loses them, a rebuilt trigger
+    that loads the cursor before the save ends repeats them), so cancellation waits for both.
+    """
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await asyncio.wait({task})
+        raise
 
 
 class ForwardsCloudWatchLogs:

@@ -22,6 +22,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol
 
+from airflow_provider_mwaaops.task_instance import TaskInstanceRef
+
 log = logging.getLogger(__name__)
 
 
@@ -209,27 +211,6 @@ def _without_consequences(reasons: list[EndReason]) -> list[EndReason]:
 
 
 # -- sources ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TaskInstanceRef:
-    """Which task instance to look up (any try): the event log's own keys."""
-
-    dag_id: str
-    task_id: str
-    run_id: str
-    map_index: int = -1
-
-    @classmethod
-    def of(cls, ti: Any) -> TaskInstanceRef:
-        """From an ORM TaskInstance (Airflow 2), a RuntimeTaskInstance (Airflow 3) or a key."""
-        map_index = getattr(ti, "map_index", -1)
-        return cls(
-            dag_id=str(ti.dag_id),
-            task_id=str(ti.task_id),
-            run_id=str(ti.run_id),
-            map_index=-1 if map_index is None else int(map_index),
-        )
 
 
 class EventLogSource(Protocol):

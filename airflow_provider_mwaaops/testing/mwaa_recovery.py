@@ -114,6 +114,18 @@ def start_recovery_workflow(emulator: AwsEmulator, workflow: Path) -> dict[str, 
     return receive_task_token(emulator, queue_url)
 
 
+def prepare_disaster(emulator: AwsEmulator, workflow: Path) -> dict[str, Any]:
+    """The primary, its disaster, its backups and the waiting workflow; returns the recovery run's conf.
+
+    The primary is also what ``example_mwaa_backup`` snapshots, so one call serves both examples.
+    """
+    create_primary(emulator)
+    _disaster(emulator)
+    _backups(emulator)
+    message = start_recovery_workflow(emulator, workflow)
+    return {**message, "target_sql_alchemy_url": _new_metadata_db()}
+
+
 def prepare_mwaa_example(dag: Any, emulator: AwsEmulator) -> dict[str, Any] | None:
     """Build what an MWAA example needs before ``dag.test()``; returns the run conf (or None)."""
     if dag.dag_id == BACKUP_DAG_ID:
@@ -121,11 +133,15 @@ def prepare_mwaa_example(dag: Any, emulator: AwsEmulator) -> dict[str, Any] | No
         return None
     if dag.dag_id != RECOVERY_DAG_ID:
         return None
-    create_primary(emulator)
-    _disaster(emulator)
-    _backups(emulator)
-    message = start_recovery_workflow(emulator, Path(dag.fileloc).with_name(WORKFLOW_FILE))
-    return {**message, "target_sql_alchemy_url": _new_metadata_db()}
+    return prepare_disaster(emulator, Path(dag.fileloc).with_name(WORKFLOW_FILE))
 
 
-__all__ = ["prepare_mwaa_example", "start_recovery_workflow"]
+def prepare_mwaa_deployment(emulator: AwsEmulator, example_dags: Path) -> dict[str, dict[str, Any]]:
+    """Both MWAA examples in one running deployment: dag_id -> the conf to trigger it with."""
+    return {
+        BACKUP_DAG_ID: {},
+        RECOVERY_DAG_ID: prepare_disaster(emulator, example_dags / WORKFLOW_FILE),
+    }
+
+
+__all__ = ["prepare_disaster", "prepare_mwaa_deployment", "prepare_mwaa_example", "start_recovery_workflow"]

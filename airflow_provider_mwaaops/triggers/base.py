@@ -209,7 +209,7 @@ class AwsPollingTrigger(BaseTrigger):
             return {**payload, "iam_action": action} if action else payload
         finally:
             if side_work is not None:
-                side_work.cancel()
+                await side_work.stop()
 
     async def check_once(self) -> dict[str, Any] | None:
         """One ``check`` for a sensor's ``poke``: ``None`` also after a throttling or
@@ -273,9 +273,12 @@ class _SideWork:
             await self.task
         await self._guarded(client, final)
 
-    def cancel(self) -> None:
+    async def stop(self) -> None:
+        """Cancel a running call and wait until it has ended, so that nothing of this wait is
+        still running when a rebuilt trigger (after a triggerer restart) starts its own."""
         if self.task is not None and not self.task.done():
             self.task.cancel()
+            await asyncio.wait({self.task})
 
     async def _guarded(self, client: Any, result: dict[str, Any] | None) -> None:
         try:

@@ -9,8 +9,9 @@ LocalExecutor, the dag processor and the triggerer, all pointed at the embedded 
 /api/v2/dags/{dag_id}/dagRuns`` with ``logical_date: null``, all at once, and must succeed.
 
 New examples are picked up without changing this test. One that needs something set up first
-registers it in :data:`PREPARE` (keyed by dag_id); one that needs what this deployment cannot offer
-says why in :data:`CANNOT_RUN_HERE`.
+registers it in :data:`PREPARE` (keyed by dag_id), or in :data:`PREPARE_CONF` when its run needs a
+conf (as the MWAA recovery example needs the waiting workflow's message); one that needs what this
+deployment cannot offer says why in :data:`CANNOT_RUN_HERE`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import pytest
 from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
+    from airflow_provider_mwaaops.testing.airflow_env import IsolatedAirflow
     from airflow_provider_mwaaops.testing.api_server import AirflowApiServer
     from airflow_provider_mwaaops.testing.components import AirflowComponents
     from airflow_provider_mwaaops.testing.emulator import AwsEmulator
@@ -45,13 +47,7 @@ RUN_TIMEOUT_S = 600.0
 CANNOT_RUN_HERE: dict[str, str] = {}
 #: dag_id -> the defect that fails it in a real deployment, until it is fixed. The test checks that
 #: these still fail (so an entry goes away with its fix) and that every other example succeeds.
-FAILS_HERE_UNTIL_FIXED: dict[str, str] = {
-    "example_metadata_dr_drill": (
-        "a Variable in the deployment (example_snowflake_sns sets one) fails the drill's compare: the "
-        "backup excludes variable values (secrets='exclude'), the restore skips such variables, and "
-        "compare_exports still expects them in the restored database"
-    ),
-}
+FAILS_HERE_UNTIL_FIXED: dict[str, str] = {}
 
 #: A sitecustomize for every process of the deployment: Snowflake is fakesnow (Snowflake SQL on
 #: DuckDB), the same stand-in the dag.test() examples use, with its databases in files so that what
@@ -70,6 +66,8 @@ class Deployment:
     server: AirflowApiServer
     components: AirflowComponents
     emulator: AwsEmulator
+    #: dag_id -> the conf its run is triggered with (what a dispatcher would pass it)
+    confs: dict[str, dict[str, Any]]
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         return self.server.request(method, path, **kwargs)
@@ -79,7 +77,8 @@ class Deployment:
 
     def trigger(self, dag_id: str) -> str:
         """A run with no logical date, as Airflow 3's REST API and asset triggers make them."""
-        run = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": None})
+        body = {"logical_date": None, "conf": self.confs.get(dag_id, {})}
+        run = self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
         assert run["logical_date"] is None, run
         return str(run["dag_run_id"])
 
@@ -157,13 +156,42 @@ def _snowflake(tmp: Path) -> dict[str, str]:
     }
 
 
+def _glue_examples(emulator: AwsEmulator) -> dict[str, str]:
+    from airflow_provider_mwaaops.testing.glue_examples import script_glue_examples
+
+    script_glue_examples(emulator)
+    return {}
+
+
+def _emr(emulator: AwsEmulator, dag_id: str) -> dict[str, str]:
+    from airflow_provider_mwaaops.testing.emr_examples import prepare_emr_example
+
+    return prepare_emr_example(dag_id, emulator)
+
+
 #: dag_id -> setup before the deployment starts; returns environment variables for its processes.
 PREPARE: dict[str, Callable[[AwsEmulator, Path], dict[str, str]]] = {
     # The producer's listener publishes from the API server; the consumer's asset watcher reads the
     # queue in the triggerer: both exist before the deployment starts.
     "example_asset_events_producer": lambda emulator, _tmp: _asset_events_targets(emulator),
     "example_snowflake_sns": lambda _emulator, tmp: _snowflake(tmp),
+    # What the Glue examples' job runs do (log lines; a transform run that fails once).
+    "example_glue_etl": lambda emulator, _tmp: _glue_examples(emulator),
+    # The EMR examples read their cluster / application id from Variables (AIRFLOW_VAR_*).
+    "example_emr_steps_redrive": lambda emulator, _tmp: _emr(emulator, "example_emr_steps_redrive"),
+    "example_emr_serverless_spark": lambda emulator, _tmp: _emr(emulator, "example_emr_serverless_spark"),
 }
+
+
+def _mwaa_examples(emulator: AwsEmulator) -> dict[str, dict[str, Any]]:
+    """The primary environment both MWAA examples use, its disaster and the waiting workflow."""
+    from airflow_provider_mwaaops.testing.mwaa_recovery import prepare_mwaa_deployment
+
+    return prepare_mwaa_deployment(emulator, EXAMPLE_DAGS)
+
+
+#: Setups that give runs their conf: each returns dag_id -> conf for the DAGs it prepares.
+PREPARE_CONF: list[Callable[[AwsEmulator], dict[str, dict[str, Any]]]] = [_mwaa_examples]
 
 
 def _config() -> dict[str, dict[str, Any]]:
@@ -181,7 +209,9 @@ def _config() -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def deployment(
-    tmp_path_factory: pytest.TempPathFactory, _mwaaops_emulator_server: AwsEmulator
+    tmp_path_factory: pytest.TempPathFactory,
+    _mwaaops_emulator_server: AwsEmulator,
+    mwaaops_airflow: IsolatedAirflow,  # the test process's Airflow: preparations back it up
 ) -> Iterator[Deployment]:
     from airflow_provider_mwaaops.testing.api_server import AirflowApiServer
     from airflow_provider_mwaaops.testing.components import AirflowComponents, default_component_commands
@@ -200,6 +230,8 @@ def deployment(
     environ = dict(emulator.environ())
     for prepare in PREPARE.values():
         environ.update(prepare(emulator, tmp))
+    with emulator.activated():
+        confs = {dag_id: conf for prepare in PREPARE_CONF for dag_id, conf in prepare(emulator).items()}
     with ExitStack() as stack:
         airflow = stack.enter_context(migrated_postgres_airflow(tmp / "airflow", dags_folder=dags))
         # What a self-managed Airflow 3 gives tasks that read the metadata database (they may not use
@@ -217,7 +249,7 @@ def deployment(
             )
         )
         try:
-            yield Deployment(server, components, emulator)
+            yield Deployment(server, components, emulator, confs)
         finally:
             components.stop()
 

@@ -422,3 +422,13 @@ def test_export_to_s3_and_verify(source_airflow, aws_emulator, tmp_path):
     assert any(k.startswith("airflow/prod/s3x/dag_run/dt=2024-01-0") for k in keys)
     assert list_exports(sink) == ["s3x"]
     assert verify_export(sink, load_manifest(sink, "s3x")) == manifest.total_rows
+
+
+def test_a_task_without_the_metadata_database_is_told_what_to_give(monkeypatch):
+    """Airflow 3 hides ``sql_alchemy_conn`` from task processes behind a placeholder URL."""
+    import airflow_provider_mwaaops.compat  # noqa: F401  (Airflow is set up before a task starts)
+    from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource, DatabaseSourceError
+
+    monkeypatch.setenv("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "airflow-db-not-allowed:///")
+    with pytest.raises(DatabaseSourceError, match="give db_conn_id or sql_alchemy_url"):
+        DatabaseSource()

@@ -55,6 +55,23 @@ def url_from_conn_id(conn_id: str) -> str:
     return normalize_url(conn.get_uri())
 
 
+def _own_database_url(url: str) -> str:
+    """This Airflow's ``[database] sql_alchemy_conn``, or an error that says what to give instead.
+
+    Airflow 3 replaces it in task processes with a placeholder that is no database URL, so the
+    error names the inputs that work there rather than SQLAlchemy's parse failure.
+    """
+    try:
+        sa.engine.make_url(normalize_url(url))
+    except sa.exc.ArgumentError:
+        raise DatabaseSourceError(
+            f"this process's [database] sql_alchemy_conn ({url!r}) is not a database URL (Airflow 3 "
+            "hides the metadata database from task processes): give db_conn_id or sql_alchemy_url, "
+            "or read through the REST API (read_from='rest')"
+        ) from None
+    return url
+
+
 class DatabaseSource(MetadataSource):
     """An Airflow metadata database reached by SQLAlchemy URL or Airflow connection id.
 
@@ -79,7 +96,7 @@ class DatabaseSource(MetadataSource):
             if url is None:
                 from airflow_provider_mwaaops.compat import conf
 
-                url = conf.get("database", "sql_alchemy_conn")
+                url = _own_database_url(conf.get("database", "sql_alchemy_conn"))
             engine = sa.create_engine(normalize_url(url), poolclass=sa.pool.NullPool)
         self.engine = engine
         self.dialect = engine.dialect.name
