@@ -190,6 +190,8 @@ class SecretMasker:
         gets one call per rule, and the rewriting of the few rows found is done in Python.)
         """
         out = values
+        if not _has_text(values):  # all null or empty: nothing to search (nor a pattern to compile)
+            return values
         if self._literal is not None and self._python_literal is not None:
             hits = pc.match_substring_regex(out, self._literal)
             if pc.any(hits).as_py():
@@ -209,6 +211,10 @@ class SecretMasker:
             return values
         keys = iter(pc.filter(names, hints).to_pylist())
         return _rewrite_rows(values, hints, lambda text: _redact_named(text, next(keys)))
+
+
+def _has_text(values: pa.ChunkedArray) -> bool:
+    return any(chunk.buffers()[2] is not None and chunk.buffers()[2].size > 0 for chunk in values.chunks)
 
 
 def _true_only(flags: pa.ChunkedArray) -> pa.ChunkedArray:
