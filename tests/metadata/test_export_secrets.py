@@ -47,6 +47,9 @@ CANARIES = {
     "log_password": "cnry-log-password-0c3f5b",
 }
 MODES = ("exclude", "fernet", "kms")
+#: Planting runs real Airflow processes (CLI commands, an api-server, a DAG run): minutes on a
+#: busy machine, charged to the first test of each backend.
+pytestmark = pytest.mark.timeout(1500)
 
 
 def _all_tables() -> list[str]:
