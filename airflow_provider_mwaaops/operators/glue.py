@@ -178,7 +178,7 @@ class ResumableGlueJobOperator(_GlueRunOperator):
     def execute(self, context: Context) -> Any:
         attempt = Attempt.from_context(context)
         request = self._start_request(attempt)
-        memo = RunMemo(context, f"mwaaops_glue_job_run:{self.job_name}")
+        memo = RunMemo(context, self._memo_key())
         hook = self.hook
         with self.aws_errors():
             decision = self._decision(hook, attempt, memo)
@@ -251,6 +251,9 @@ class ResumableGlueJobOperator(_GlueRunOperator):
         self.log.info("Started Glue job run %s of %s", run_id, self.job_name)
         return str(run_id)
 
+    def _memo_key(self) -> str:
+        return f"mwaaops_glue_job_run:{self.job_name}"
+
     def _persist_link(self, context: Context) -> None:
         self.persist_link(GlueJobRunDetailsLink, context, job_name=self.job_name, job_run_id=self.job_run_id)
 
@@ -275,7 +278,12 @@ class ResumableGlueJobOperator(_GlueRunOperator):
     # -- completion ---------------------------------------------------------------------------
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         event = event or {}
+        started_by_trigger = bool(event.get("job_run_id")) and event.get("job_run_id") != self.job_run_id
         self.job_run_id = event.get("job_run_id") or self.job_run_id
+        if started_by_trigger:  # the run slot freed while deferred: the trigger started the run
+            self._persist_link(context)
+            try_number = Attempt.from_context(context).try_number
+            RunMemo(context, self._memo_key()).remember(str(self.job_run_id), try_number)
         status = event.get("status")
         if status not in (STATUS_SUCCESS, "failure"):
             self.raise_for_event(
