@@ -189,6 +189,8 @@ class ResumableGlueJobOperator(GlueRunOperatorBase):
             if isinstance(decision, Attach):
                 self.job_run_id = decision.run.run_id
             else:
+                if decision.previous is not None:  # Glue links the new run to the failed one
+                    request = {**request, "JobRunId": decision.previous.run_id}
                 self.job_run_id = self._start(hook, request, decision)
         slot_deadline = None
         if self.job_run_id is None:
@@ -234,8 +236,6 @@ class ResumableGlueJobOperator(GlueRunOperatorBase):
             ids = [run.run_id for run in decision.stop_first]
             self.log.info("on_retry='restart': stopping %s first", ", ".join(ids))
             hook.stop_job_runs(self.job_name, ids)
-        if decision.previous is not None:
-            request = {**request, "JobRunId": decision.previous.run_id}
         try:
             run_id = hook.conn.start_job_run(**request)["JobRunId"]
         except ClientError as exc:
