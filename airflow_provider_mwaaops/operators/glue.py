@@ -16,8 +16,8 @@ FAILED / TIMEOUT / STOPPED / ERROR /      job: a new run with ``JobRunId`` = the
 EXPIRED (since the last clear)            (Glue links them); ``rerun_failed=False`` fails
                                           instead. Workflow: ResumeWorkflowRun of its failed
                                           nodes (``retry_mode="resume"``) or a fresh run
-only runs from before the task instance   starts a new one: *clearing a task always runs the
-was cleared                               job again*, also after a success
+only runs from before the task instance   starts a new one: clearing a task always runs the
+was cleared                               job again, also after a success
 ========================================  ==================================================
 
 The lookup lists runs newest first down to the DAG run's start (minus 10 minutes of clock skew)
@@ -71,7 +71,7 @@ from airflow_provider_mwaaops.triggers.glue import GlueJobRunTrigger, GlueWorkfl
 if TYPE_CHECKING:
     from airflow_provider_mwaaops.compat import Context
 
-__all__ = ["ResumableGlueJobOperator", "ResumableGlueWorkflowOperator"]
+__all__ = ["GlueRunOperatorBase", "ResumableGlueJobOperator", "ResumableGlueWorkflowOperator"]
 
 DEFAULT_MAX_RUNS_SCANNED = 1000
 
@@ -82,7 +82,7 @@ def _positive(value: Any, name: str) -> float:
     return float(value)
 
 
-class _GlueRunOperator(AwsBaseOperator):
+class GlueRunOperatorBase(AwsBaseOperator):
     """What the job-run and workflow-run operators share: the hook, the lookup, the decision."""
 
     aws_hook_class = GlueRunHook
@@ -95,7 +95,7 @@ class _GlueRunOperator(AwsBaseOperator):
             raise AirflowException(str(exc)) from exc
 
 
-class ResumableGlueJobOperator(_GlueRunOperator):
+class ResumableGlueJobOperator(GlueRunOperatorBase):
     """Run a Glue job to the end; a retry or a dead worker never starts a second run.
 
     :param job_name: the Glue job (it must exist). (templated)
@@ -303,7 +303,7 @@ class ResumableGlueJobOperator(_GlueRunOperator):
             self.hook.stop_job_runs(self.job_name, [self.job_run_id])
 
 
-class ResumableGlueWorkflowOperator(_GlueRunOperator):
+class ResumableGlueWorkflowOperator(GlueRunOperatorBase):
     """Run a Glue workflow to the end; a retry resumes only its failed nodes.
 
     The run is judged by its nodes: a COMPLETED run with a failed job or crawler node fails the
