@@ -55,6 +55,11 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://docs.aws.amazon.com/glue/latest/dg/resuming-workflow.html",
                 "tags": ["aws"],
             },
+            {
+                "integration-name": "Amazon EMR (resuming steps and EMR Serverless job runs)",
+                "external-doc-url": "https://docs.aws.amazon.com/emr/latest/APIReference/API_AddJobFlowSteps.html",
+                "tags": ["aws"],
+            },
         ],
         "operators": [
             {
@@ -84,6 +89,10 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow_provider_mwaaops.operators.task_token",
                 ],
             },
+            {
+                "integration-name": "Amazon EMR (resuming steps and EMR Serverless job runs)",
+                "python-modules": ["airflow_provider_mwaaops.operators.emr"],
+            },
         ],
         "sensors": [
             {
@@ -104,6 +113,10 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Amazon MWAA (disaster recovery)",
                 "python-modules": ["airflow_provider_mwaaops.hooks.mwaa"],
             },
+            {
+                "integration-name": "Amazon EMR (resuming steps and EMR Serverless job runs)",
+                "python-modules": ["airflow_provider_mwaaops.hooks.emr"],
+            },
         ],
         "triggers": [
             {
@@ -117,6 +130,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Amazon MWAA (disaster recovery)",
                 "python-modules": ["airflow_provider_mwaaops.triggers.mwaa"],
+            },
+            {
+                "integration-name": "Amazon EMR (resuming steps and EMR Serverless job runs)",
+                "python-modules": ["airflow_provider_mwaaops.triggers.emr"],
             },
         ],
         "notifications": [

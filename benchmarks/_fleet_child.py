@@ -21,8 +21,13 @@ import gc
 import json
 import os
 import random
+import sys
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _fleet_emr
 
 LAG_INTERVAL = 0.05
 
@@ -67,6 +72,8 @@ def make_trigger(
 ) -> Any:
     if service == "glue":
         return make_glue_trigger(impl, arn, waiter_delay, max_attempts)
+    if service in _fleet_emr.SERVICES:
+        return _fleet_emr.make_trigger(service, impl, arn, waiter_delay, max_attempts)
     if impl == "ours":
         from airflow_provider_mwaaops.triggers.step_function import StepFunctionExecutionTrigger
 
@@ -214,7 +221,9 @@ def main() -> None:
     parser.add_argument("--max-attempts", type=int, default=10_000)
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--profile", help="write a cProfile of the fleet's event loop to this file")
-    parser.add_argument("--service", default="stepfunctions", choices=["stepfunctions", "glue"])
+    parser.add_argument(
+        "--service", default="stepfunctions", choices=("stepfunctions", "glue", *_fleet_emr.SERVICES)
+    )
     args = parser.parse_args()
 
     # stdout is the channel to the orchestrator. Airflow's structlog console logging writes to
@@ -238,6 +247,9 @@ def main() -> None:
         from airflow_provider_mwaaops.triggers.glue import GlueJobRunTrigger  # noqa: F401
 
     from airflow_provider_mwaaops.triggers.step_function import StepFunctionExecutionTrigger  # noqa: F401
+
+    if args.service in _fleet_emr.SERVICES:
+        _fleet_emr.import_all()
 
     with open(args.arn_file) as source:
         arns = [line.strip() for line in source if line.strip()]

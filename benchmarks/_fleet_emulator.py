@@ -32,12 +32,19 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _fleet_emr
 
 #: ``Wait.Seconds`` value that means "hold, as configured by setup" in this process.
 HOLD_SECONDS = 86_400
 ACCOUNT_ID = "123456789012"  # moto's default account
-FINAL = {"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "STOPPED", "TIMEOUT", "ERROR"}
+FINAL = {
+    *("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "STOPPED", "TIMEOUT", "ERROR"),
+    *("SUCCESS", "CANCELLED", "COMPLETED", "INTERRUPTED"),
+}
 #: The job of ``--service glue`` (``_fleet_child.GLUE_JOB``).
 GLUE_JOB = "fleet-glue"
 
@@ -187,10 +194,19 @@ def _install_counting(fast_describe: bool) -> None:
         def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
             path = environ.get("PATH_INFO", "")
             if not path.startswith("/moto-api"):
-                target = environ.get("HTTP_X_AMZ_TARGET") or f"{environ.get('REQUEST_METHOD')} {path}"
+                method = str(environ.get("REQUEST_METHOD"))
+                target = (
+                    environ.get("HTTP_X_AMZ_TARGET")
+                    or _fleet_emr.rest_action(method, path)
+                    or f"{method} {path}"
+                )
                 COUNTERS.count_action(target.rsplit(".", 1)[-1])
                 if fast_describe and target == "AWSStepFunctions.DescribeExecution":
                     return _fast_describe(environ, start_response)
+                if fast_describe and _fleet_emr.DESCRIBED:
+                    answer = _fleet_emr.fast_answer(environ, start_response, target.rsplit(".", 1)[-1])
+                    if answer is not None:
+                        return answer
             return super().__call__(environ, start_response)
 
     threaded_moto_server.DomainDispatcherApplication = CountingApp
@@ -344,6 +360,22 @@ def _setup(emulator: Any, n: int, tag: str, arn_file: str, hold: float, spread: 
     return {"arn_file": arn_file, "n": len(arns), "statuses": dict(statuses)}
 
 
+def _setup_emr(
+    emulator: Any, service: str, n: int, tag: str, arn_file: str, hold: float, spread: float
+) -> dict[str, Any]:
+    """N EMR Serverless job runs or EMR steps, RUNNING until ``hold`` after their first status read."""
+    emulator.reset()
+    COUNTERS.reset()
+    _fleet_emr.HOLD.update(hold=hold, spread=spread)
+    ids, statuses = _fleet_emr.setup(emulator, service, n, tag)
+    with COUNTERS.lock:  # only the triggers' requests count
+        COUNTERS.actions.clear()
+        COUNTERS.executions.clear()
+    with open(arn_file, "w") as out:
+        out.write("\n".join(ids))
+    return {"arn_file": arn_file, "n": len(ids), "statuses": statuses}
+
+
 def _report() -> dict[str, Any]:
     with COUNTERS.lock:
         return {
@@ -363,6 +395,7 @@ def _report() -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--moto-describe", action="store_true", help="no DescribeExecution fast path")
+    parser.add_argument("--service", default="stepfunctions", choices=("stepfunctions", *_fleet_emr.SERVICES))
     args = parser.parse_args()
     _speed_up_moto()
     _install_counting(fast_describe=not args.moto_describe)
@@ -370,14 +403,20 @@ def main() -> None:
     from airflow_provider_mwaaops.testing.emulator import AwsEmulator
 
     emulator = AwsEmulator().start()
+    if args.service in _fleet_emr.SERVICES:
+        _fleet_emr.install_hold(COUNTERS.described)
     print(json.dumps({"port": emulator.port, "environ": emulator.environ()}), flush=True)
     for line in sys.stdin:
         request = json.loads(line)
         cmd = request["cmd"]
         if cmd == "setup":
             params = {key: request[key] for key in ("n", "tag", "arn_file", "hold", "spread")}
-            setup = _setup_glue if request.get("service") == "glue" else _setup
-            answer = setup(emulator, **params)
+            if request.get("service") == "glue":
+                answer = _setup_glue(emulator, **params)
+            elif args.service in _fleet_emr.SERVICES:
+                answer = _setup_emr(emulator, args.service, **params)
+            else:
+                answer = _setup(emulator, **params)
         elif cmd == "stats":
             with COUNTERS.lock:
                 answer = {

@@ -166,6 +166,7 @@ def run_one(emulator: Emulator, impl: str, n: int, args: argparse.Namespace, wor
                 args.python,
                 str(HERE / "_fleet_child.py"),
                 f"--impl={impl}",
+                f"--service={args.service}",
                 f"--arn-file={arn_file}",
                 f"--out={out_file}",
                 f"--waiter-delay={args.waiter_delay}",
@@ -222,8 +223,9 @@ def summarise(child: dict[str, Any], server: dict[str, Any]) -> dict[str, Any]:
         if len(rec["polls"]) > 1
     ]
     per_wait = [len(execs[arn]["polls"]) for arn in ok if arn in execs]
-    # the status poll: DescribeExecution (Step Functions) or GetJobRun (Glue)
-    describes = server["actions"].get("DescribeExecution", 0) + server["actions"].get("GetJobRun", 0)
+    # Status reads the emulator recorded per resource (DescribeExecution; GetJobRun; DescribeStep or
+    # a ListSteps naming the step).
+    describes = sum(len(rec["polls"]) for rec in execs.values())
     peak_kb = child["hwm_kb_peak"]
     base_kb = child["rss_kb_baseline"]
     return {
@@ -414,9 +416,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--service",
         default="stepfunctions",
-        choices=["stepfunctions", "glue"],
-        help="what the fleet waits for: Step Functions executions, or Glue job runs "
-        "(GlueJobRunTrigger vs the amazon provider's GlueJobCompleteTrigger, status polls only)",
+        choices=["stepfunctions", "glue", "emr-serverless", "emr-steps"],
+        help="what the triggers wait for: Step Functions executions, Glue job runs (vs the amazon "
+        "provider's GlueJobCompleteTrigger, status polls only) or EMR (vs EmrServerlessStartJobTrigger / "
+        "EmrStepSensorTrigger)",
     )
     parser.add_argument("--python", default=sys.executable, help="interpreter for the child processes")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
@@ -435,7 +438,11 @@ def main(argv: list[str] | None = None) -> int:
         args.profile.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="trigger-fleet-"))
     print(f"work directory: {workdir}", flush=True)
-    emulator = Emulator(args.python, workdir, ["--moto-describe"] if args.moto_describe else [])
+    emulator = Emulator(
+        args.python,
+        workdir,
+        [*(["--moto-describe"] if args.moto_describe else []), f"--service={args.service}"],
+    )
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     began = time.time()
     try:
@@ -458,13 +465,15 @@ def main(argv: list[str] | None = None) -> int:
         emulator.close()
     rows = [median_row(group) for group in runs.values()]
 
+    via = f"DescribeExecution via {'moto' if args.moto_describe else 'fast path'}; "
+    via = via if args.service == "stepfunctions" else ""
     print()
     print(
-        f"D (waiter_delay) {args.waiter_delay:g} s; executions RUNNING {args.wait_seconds:g} s + U(0, D) "
+        f"service {args.service}; D (waiter_delay) {args.waiter_delay:g} s; "
+        f"waits RUNNING {args.wait_seconds:g} s + U(0, D) "
         f"after their first poll; {'medians of ' + str(args.repeat) + ' runs; ' if args.repeat > 1 else ''}"
         f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; "
-        f"DescribeExecution via {'moto' if args.moto_describe else 'fast path'}; "
-        f"total {time.time() - began:.0f} s"
+        f"{via}total {time.time() - began:.0f} s"
     )
     print(table(rows))
     for line in marginal(rows) + targets(rows):

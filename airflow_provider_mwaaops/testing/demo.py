@@ -44,6 +44,7 @@ def run_folder(dags_folder: Path, only: list[str] | None = None, report_html: Pa
     from airflow_provider_mwaaops import compat
     from airflow_provider_mwaaops.testing.asset_events import prepare_example
     from airflow_provider_mwaaops.testing.dag_runner import load_dags, run_dag, task_return_values
+    from airflow_provider_mwaaops.testing.emr_examples import prepare_emr_example
     from airflow_provider_mwaaops.testing.glue_examples import prepare_glue_example
     from airflow_provider_mwaaops.testing.mwaa_recovery import prepare_mwaa_example
     from airflow_provider_mwaaops.testing.snowflake import fake_snowflake
@@ -67,6 +68,7 @@ def run_folder(dags_folder: Path, only: list[str] | None = None, report_html: Pa
                 prepare_example(dags[dag_id], emulator)  # the asset-events consumer needs an event
                 conf = prepare_mwaa_example(dags[dag_id], emulator)  # a primary, a disaster, a workflow
                 conf = prepare_glue_example(dags[dag_id], emulator) or conf  # what Glue jobs do
+                os.environ.update(prepare_emr_example(dag_id, emulator))  # a cluster, an application
                 result = run_dag(dags[dag_id], conf=conf)
                 returned = task_return_values(dag_id, result.run_id)
             results.append((dags[dag_id], result, returned))

@@ -28,9 +28,10 @@ def metadata_db_connection(mwaaops_airflow, monkeypatch):
 
 
 @pytest.mark.parametrize("path", EXAMPLE_FILES, ids=lambda p: p.stem)
-def test_example_dag_succeeds(path, dag_runner, aws_emulator, metadata_db_connection):
+def test_example_dag_succeeds(path, dag_runner, aws_emulator, metadata_db_connection, monkeypatch):
     from airflow_provider_mwaaops.testing.asset_events import prepare_example
     from airflow_provider_mwaaops.testing.dag_runner import load_dags
+    from airflow_provider_mwaaops.testing.emr_examples import prepare_emr_example
     from airflow_provider_mwaaops.testing.glue_examples import prepare_glue_example
     from airflow_provider_mwaaops.testing.mwaa_recovery import prepare_mwaa_example
     from airflow_provider_mwaaops.testing.snowflake import fake_snowflake
@@ -43,6 +44,8 @@ def test_example_dag_succeeds(path, dag_runner, aws_emulator, metadata_db_connec
         prepare_example(dag, aws_emulator)  # the asset-events consumer needs its producer's event
         conf = prepare_mwaa_example(dag, aws_emulator)  # the MWAA recovery examples need a disaster
         conf = prepare_glue_example(dag, aws_emulator) or conf  # what the Glue examples' jobs do
+        for name, value in prepare_emr_example(dag.dag_id, aws_emulator).items():  # a cluster, an app
+            monkeypatch.setenv(name, value)
         with fake_snowflake():  # Snowflake examples run on fakesnow
             result = dag_runner(dag, conf=conf)
         forget_answers()  # the recovery example records its answer in the shared metadata DB

@@ -47,13 +47,7 @@ RUN_TIMEOUT_S = 600.0
 CANNOT_RUN_HERE: dict[str, str] = {}
 #: dag_id -> the defect that fails it in a real deployment, until it is fixed. The test checks that
 #: these still fail (so an entry goes away with its fix) and that every other example succeeds.
-FAILS_HERE_UNTIL_FIXED: dict[str, str] = {
-    "example_metadata_dr_drill": (
-        "a Variable in the deployment (example_snowflake_sns sets one) fails the drill's compare: the "
-        "backup excludes variable values (secrets='exclude'), the restore skips such variables, and "
-        "compare_exports still expects them in the restored database"
-    ),
-}
+FAILS_HERE_UNTIL_FIXED: dict[str, str] = {}
 
 #: A sitecustomize for every process of the deployment: Snowflake is fakesnow (Snowflake SQL on
 #: DuckDB), the same stand-in the dag.test() examples use, with its databases in files so that what
@@ -169,6 +163,12 @@ def _glue_examples(emulator: AwsEmulator) -> dict[str, str]:
     return {}
 
 
+def _emr(emulator: AwsEmulator, dag_id: str) -> dict[str, str]:
+    from airflow_provider_mwaaops.testing.emr_examples import prepare_emr_example
+
+    return prepare_emr_example(dag_id, emulator)
+
+
 #: dag_id -> setup before the deployment starts; returns environment variables for its processes.
 PREPARE: dict[str, Callable[[AwsEmulator, Path], dict[str, str]]] = {
     # The producer's listener publishes from the API server; the consumer's asset watcher reads the
@@ -177,6 +177,9 @@ PREPARE: dict[str, Callable[[AwsEmulator, Path], dict[str, str]]] = {
     "example_snowflake_sns": lambda _emulator, tmp: _snowflake(tmp),
     # What the Glue examples' job runs do (log lines; a transform run that fails once).
     "example_glue_etl": lambda emulator, _tmp: _glue_examples(emulator),
+    # The EMR examples read their cluster / application id from Variables (AIRFLOW_VAR_*).
+    "example_emr_steps_redrive": lambda emulator, _tmp: _emr(emulator, "example_emr_steps_redrive"),
+    "example_emr_serverless_spark": lambda emulator, _tmp: _emr(emulator, "example_emr_serverless_spark"),
 }
 
 

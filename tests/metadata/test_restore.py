@@ -416,3 +416,42 @@ def test_incremental_chain_restores_to_the_latest_state(grown, target, tmp_path)
     assert result.tables["dag_run"].rows_a == 4
     second = restore_metadata(grown.sink, "backup-2", target.sql_alchemy_conn, grown.options(target))
     assert second.changed_rows == 0, second.summary()
+
+
+def test_trigger_kwargs_airflow_kept_in_plain_json_are_restored_and_compared(source, tmp_path):
+    """Airflow stores some triggers' kwargs unencrypted and reads them so (``Trigger._decrypt_kwargs``:
+    a value starting with ``{`` is plain JSON): the restore keeps them, whatever the Fernet keys."""
+    plain_source = IsolatedAirflow(tmp_path / "plain-source").migrate()
+    restore_metadata(source.sink, "backup-1", plain_source.sql_alchemy_conn, source.options(plain_source))
+    fernet = Fernet(plain_source.environ[FERNET].encode())
+    engine = sa.create_engine(plain_source.sql_alchemy_conn)
+    with engine.begin() as conn:
+        for trigger_id, token in conn.execute(sa.text('SELECT id, kwargs FROM "trigger"')).fetchall():
+            plain = fernet.decrypt(token.encode()).decode()
+            update = sa.text('UPDATE "trigger" SET kwargs = :kwargs WHERE id = :id')
+            conn.execute(update, {"kwargs": plain, "id": trigger_id})
+    engine.dispose()
+    exports = tmp_path / "plain-exports"
+    export_database(plain_source, exports, source.key, "plain-kwargs")
+
+    target = IsolatedAirflow(tmp_path / "target").migrate()
+    options = RestoreOptions(export_key=source.key, target_fernet_key=target.environ[FERNET])
+    report = restore_metadata(open_sink(str(exports)), "plain-kwargs", target.sql_alchemy_conn, options)
+    assert report.tables["trigger"].inserted == 1, report.tables["trigger"]
+    assert not report.tables["trigger"].skipped
+
+    again = tmp_path / "again"
+    export_database(target, again, source.key, "after-restore")
+    cipher = SecretCipher("fernet", source.key.encode())
+    result = compare_exports(
+        open_sink(str(exports)),
+        "plain-kwargs",
+        open_sink(str(again)),
+        "after-restore",
+        cipher_a=cipher,
+        cipher_b=cipher,
+        fernet_key_a=plain_source.environ[FERNET],
+        fernet_key_b=target.environ[FERNET],
+        restore_report=report,
+    )
+    assert result.equal, result.describe()

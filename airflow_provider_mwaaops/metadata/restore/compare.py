@@ -36,7 +36,7 @@ from typing import Any
 from cryptography.fernet import InvalidToken, MultiFernet
 
 from airflow_provider_mwaaops.metadata.manifest import Manifest, load_manifest, read_table
-from airflow_provider_mwaaops.metadata.restore.secrets import REQUIRED_FOR_INSERT
+from airflow_provider_mwaaops.metadata.restore.secrets import REQUIRED_FOR_INSERT, is_plain_trigger_kwargs
 from airflow_provider_mwaaops.metadata.secrets import SecretCipher, fernet_from_keys
 from airflow_provider_mwaaops.metadata.sinks.base import Sink
 from airflow_provider_mwaaops.metadata.tables import get_table
@@ -121,12 +121,18 @@ def _rows(
             if column in row and row[column] is not None and cipher is not None:
                 row[column] = cipher.decrypt(str(row[column]))
         if table == "trigger" and "kwargs" in row and fernet is not None and row["kwargs"] is not None:
-            try:
-                row["kwargs"] = json.dumps(json.loads(fernet.decrypt(row["kwargs"].encode())), sort_keys=True)
-            except InvalidToken:
-                row["kwargs"] = "<not decryptable>"
+            row["kwargs"] = _trigger_kwargs(row["kwargs"], fernet)
         out.append(tuple(_canonical(row[c], spec.column_index[c].kind) for c in columns))
     return out
+
+
+def _trigger_kwargs(value: str, fernet: MultiFernet) -> str:
+    """Canonical JSON of a trigger's kwargs, encrypted or kept in plain JSON by Airflow."""
+    try:
+        plain = value if is_plain_trigger_kwargs(value) else fernet.decrypt(value.encode()).decode()
+    except InvalidToken:
+        return "<not decryptable>"
+    return json.dumps(json.loads(plain), sort_keys=True)
 
 
 def compare_exports(

@@ -32,6 +32,12 @@ INSERT_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def is_plain_trigger_kwargs(value: object) -> bool:
+    """Trigger kwargs Airflow stored without encryption: it reads a value that starts with ``{`` as
+    plain JSON (``airflow.models.trigger.Trigger._decrypt_kwargs``), so some rows hold them so."""
+    return str(value).startswith("{")
+
+
 class SecretCodec:
     """Turns exported secrets into what the target stores, and target rows back into plain text.
 
@@ -83,6 +89,8 @@ class SecretCodec:
         token = row.get("kwargs")
         if token is None:
             return "trigger kwargs missing"
+        if is_plain_trigger_kwargs(token):
+            return row  # Airflow kept these unencrypted; sealing encrypts them with the target's key
         for fernet in (self.target, self.source):
             if fernet is None:
                 continue
