@@ -395,7 +395,9 @@ def _report() -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--moto-describe", action="store_true", help="no DescribeExecution fast path")
-    parser.add_argument("--service", default="stepfunctions", choices=("stepfunctions", *_fleet_emr.SERVICES))
+    parser.add_argument(
+        "--service", default="stepfunctions", choices=("stepfunctions", "glue", *_fleet_emr.SERVICES)
+    )
     args = parser.parse_args()
     _speed_up_moto()
     _install_counting(fast_describe=not args.moto_describe)

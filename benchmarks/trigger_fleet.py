@@ -171,7 +171,6 @@ def run_one(emulator: Emulator, impl: str, n: int, args: argparse.Namespace, wor
                 f"--out={out_file}",
                 f"--waiter-delay={args.waiter_delay}",
                 f"--max-seconds={args.max_seconds}",
-                f"--service={args.service}",
                 *(
                     [f"--profile={args.profile / f'{impl}-{n}-{int(time.time())}.pstats'}"]
                     if args.profile

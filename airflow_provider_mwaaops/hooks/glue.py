@@ -80,7 +80,8 @@ def job_run_outcome(state: str) -> Outcome:
 
 
 async def sync_pages(pages: Iterable[Sequence[dict[str, Any]]]) -> AsyncIterator[Sequence[dict[str, Any]]]:
-    """Pages of a synchronous paginator as the async iterator :func:`bounded_scan` reads."""
+    """Pages of a synchronous paginator as the async iterator that
+    :func:`~airflow_provider_mwaaops.aws.resumable.bounded_scan` reads."""
     for page in pages:
         yield page
 
@@ -89,8 +90,11 @@ async def find_job_runs(
     pages: AsyncIterator[Sequence[dict[str, Any]]], attempt: Attempt, max_runs_scanned: int
 ) -> list[RunSeen]:
     """The runs of ``attempt``'s task instance among GetJobRuns ``pages`` (newest first, as AWS
-    documents), down to the attempt's lower bound. Raises :class:`RunLookupError` when more than
-    ``max_runs_scanned`` runs lie above the bound; read errors propagate (never a guess)."""
+    documents), down to the attempt's lower bound.
+
+    Raises :class:`~airflow_provider_mwaaops.aws.resumable.RunLookupError` when more than
+    ``max_runs_scanned`` runs lie above the bound; read errors propagate (never a guess).
+    """
     runs = await bounded_scan(
         pages,
         attempt=attempt,
@@ -159,7 +163,7 @@ async def find_workflow_runs(
 ) -> list[RunSeen]:
     """The runs of ``attempt``'s task instance among GetWorkflowRuns ``pages``. AWS documents no
     order for GetWorkflowRuns, so every page is read, up to ``max_runs_scanned`` runs newer than
-    the attempt's bound (more: :class:`RunLookupError`)."""
+    the attempt's bound (more: :class:`~airflow_provider_mwaaops.aws.resumable.RunLookupError`)."""
     found = []
     newer = 0
     async for page in pages:

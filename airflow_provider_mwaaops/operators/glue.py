@@ -16,8 +16,8 @@ FAILED / TIMEOUT / STOPPED / ERROR /      job: a new run with ``JobRunId`` = the
 EXPIRED (since the last clear)            (Glue links them); ``rerun_failed=False`` fails
                                           instead. Workflow: ResumeWorkflowRun of its failed
                                           nodes (``retry_mode="resume"``) or a fresh run
-only runs from before the task instance   starts a new one: *clearing a task always runs the
-was cleared                               job again*, also after a success
+only runs from before the task instance   starts a new one: clearing a task always runs the
+was cleared                               job again, also after a success
 ========================================  ==================================================
 
 The lookup lists runs newest first down to the DAG run's start (minus 10 minutes of clock skew)
@@ -71,7 +71,7 @@ from airflow_provider_mwaaops.triggers.glue import GlueJobRunTrigger, GlueWorkfl
 if TYPE_CHECKING:
     from airflow_provider_mwaaops.compat import Context
 
-__all__ = ["ResumableGlueJobOperator", "ResumableGlueWorkflowOperator"]
+__all__ = ["GlueRunOperatorBase", "ResumableGlueJobOperator", "ResumableGlueWorkflowOperator"]
 
 DEFAULT_MAX_RUNS_SCANNED = 1000
 
@@ -82,8 +82,8 @@ def _positive(value: Any, name: str) -> float:
     return float(value)
 
 
-class _GlueRunOperator(AwsBaseOperator):
-    """What the job-run and workflow-run operators share: the hook, the lookup, the decision."""
+class GlueRunOperatorBase(AwsBaseOperator):
+    """What the Glue job-run and workflow-run operators share: the hook and the bounded lookup."""
 
     aws_hook_class = GlueRunHook
     aws_service_label: ClassVar[str] = "Glue"
@@ -95,7 +95,7 @@ class _GlueRunOperator(AwsBaseOperator):
             raise AirflowException(str(exc)) from exc
 
 
-class ResumableGlueJobOperator(_GlueRunOperator):
+class ResumableGlueJobOperator(GlueRunOperatorBase):
     """Run a Glue job to the end; a retry or a dead worker never starts a second run.
 
     :param job_name: the Glue job (it must exist). (templated)
@@ -178,7 +178,7 @@ class ResumableGlueJobOperator(_GlueRunOperator):
     def execute(self, context: Context) -> Any:
         attempt = Attempt.from_context(context)
         request = self._start_request(attempt)
-        memo = RunMemo(context, f"mwaaops_glue_job_run:{self.job_name}")
+        memo = RunMemo(context, self._memo_key())
         hook = self.hook
         with self.aws_errors():
             decision = self._decision(hook, attempt, memo)
@@ -189,6 +189,8 @@ class ResumableGlueJobOperator(_GlueRunOperator):
             if isinstance(decision, Attach):
                 self.job_run_id = decision.run.run_id
             else:
+                if decision.previous is not None:  # Glue links the new run to the failed one
+                    request = {**request, "JobRunId": decision.previous.run_id}
                 self.job_run_id = self._start(hook, request, decision)
         slot_deadline = None
         if self.job_run_id is None:
@@ -234,8 +236,6 @@ class ResumableGlueJobOperator(_GlueRunOperator):
             ids = [run.run_id for run in decision.stop_first]
             self.log.info("on_retry='restart': stopping %s first", ", ".join(ids))
             hook.stop_job_runs(self.job_name, ids)
-        if decision.previous is not None:
-            request = {**request, "JobRunId": decision.previous.run_id}
         try:
             run_id = hook.conn.start_job_run(**request)["JobRunId"]
         except ClientError as exc:
@@ -250,6 +250,9 @@ class ResumableGlueJobOperator(_GlueRunOperator):
             return None
         self.log.info("Started Glue job run %s of %s", run_id, self.job_name)
         return str(run_id)
+
+    def _memo_key(self) -> str:
+        return f"mwaaops_glue_job_run:{self.job_name}"
 
     def _persist_link(self, context: Context) -> None:
         self.persist_link(GlueJobRunDetailsLink, context, job_name=self.job_name, job_run_id=self.job_run_id)
@@ -275,7 +278,12 @@ class ResumableGlueJobOperator(_GlueRunOperator):
     # -- completion ---------------------------------------------------------------------------
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         event = event or {}
+        started_by_trigger = bool(event.get("job_run_id")) and event.get("job_run_id") != self.job_run_id
         self.job_run_id = event.get("job_run_id") or self.job_run_id
+        if started_by_trigger:  # the run slot freed while deferred: the trigger started the run
+            self._persist_link(context)
+            try_number = Attempt.from_context(context).try_number
+            RunMemo(context, self._memo_key()).remember(str(self.job_run_id), try_number)
         status = event.get("status")
         if status not in (STATUS_SUCCESS, "failure"):
             self.raise_for_event(
@@ -303,7 +311,7 @@ class ResumableGlueJobOperator(_GlueRunOperator):
             self.hook.stop_job_runs(self.job_name, [self.job_run_id])
 
 
-class ResumableGlueWorkflowOperator(_GlueRunOperator):
+class ResumableGlueWorkflowOperator(GlueRunOperatorBase):
     """Run a Glue workflow to the end; a retry resumes only its failed nodes.
 
     The run is judged by its nodes: a COMPLETED run with a failed job or crawler node fails the

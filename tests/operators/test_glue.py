@@ -260,3 +260,48 @@ def test_unknown_job_is_named(dag_runner, glue, errors):
 
     assert result.task_states == {"etl": "failed"}
     assert "EntityNotFoundException" in errors[-1]
+
+
+def test_a_job_with_run_queuing_waits_in_waiting_and_is_simply_waited_on(dag_runner, aws_emulator, glue):
+    glue.update_job(
+        JobName=JOB,
+        JobUpdate={"Role": "r", "Command": {"Name": "glueetl"}, "JobRunQueuingEnabled": True},
+    )
+    aws_emulator.glue.script_next_runs(JOB, {"starting_seconds": 0, "running_seconds": 3.0})
+    with DAG("glue_queued", schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
+        etl = ResumableGlueJobOperator(task_id="etl", job_name=JOB, deferrable=True, waiter_delay=0.2)
+        hold_slot() >> etl
+
+    result = dag_runner(dag)
+
+    assert result.task_states == {"hold_slot": "success", "etl": "success"}
+    ours, theirs = job_runs(glue)
+    assert ours["Arguments"][TAG_ARGUMENT].endswith("#1")
+    assert ours["JobRunState"] == "SUCCEEDED"
+    assert ours["StartedOn"] < theirs["CompletedOn"]  # accepted (WAITING) while the slot was taken
+
+
+def test_on_retry_restart_stops_the_active_run_and_starts_a_new_one(
+    dag_runner, aws_emulator, glue, monkeypatch
+):
+    aws_emulator.glue.script_next_runs(JOB, {"starting_seconds": 0, "running_seconds": None})
+    real_start = ResumableGlueJobOperator._start
+    calls: list[str | None] = []
+
+    def die_after_start(self, hook, request, decision):
+        calls.append(real_start(self, hook, request, decision))
+        if len(calls) == 1:
+            raise RuntimeError("worker died right after StartJobRun")
+        return calls[-1]
+
+    monkeypatch.setattr(ResumableGlueJobOperator, "_start", die_after_start)
+    dag = make_dag("glue_restart", deferrable=True, retries=1, on_retry="restart")
+
+    result = dag_runner(dag)
+
+    assert result.task_states == {"etl": "success"}
+    second, first = job_runs(glue)  # the second may be started by the trigger once a slot frees
+    assert first["Id"] == calls[0]
+    assert first["JobRunState"] in ("STOPPING", "STOPPED")
+    assert second["PreviousRunId"] == first["Id"]
+    assert second["JobRunState"] == "SUCCEEDED"
