@@ -29,6 +29,7 @@ from moto.glue.exceptions import EntityNotFoundException, InvalidInputException
 from moto.glue.models import FakeJob, GlueBackend
 from moto.glue.responses import GlueResponse
 
+from airflow_provider_mwaaops.testing.extensions._moto_compat import request_member
 from airflow_provider_mwaaops.testing.extensions._patching import add_method, wrap_method
 from airflow_provider_mwaaops.testing.extensions.glue_job_runs import (
     GLUE_LOCK,
@@ -60,15 +61,10 @@ def check_string_map(operation: str, name: str, value: Any) -> dict[str, str] | 
     return value
 
 
-def _raw(response: GlueResponse, name: str) -> Any:
-    """A request member exactly as sent (moto's parameter parsing may coerce types)."""
-    return response.parameters.get(name)
-
-
 def start_job_run(response: GlueResponse) -> ActionResult:
     backend = response.glue_backend
     name = response._get_param("JobName")
-    arguments = check_string_map("StartJobRun", "Arguments", _raw(response, "Arguments"))
+    arguments = check_string_map("StartJobRun", "Arguments", request_member(response, "Arguments"))
     allocated = response._get_int_param("AllocatedCapacity")
     max_capacity = response._get_float_param("MaxCapacity")
     if allocated and max_capacity:
@@ -127,7 +123,7 @@ def batch_stop_job_run(backend: GlueBackend, job_name: str, run_ids: list[str]) 
 
 
 def _batch_stop_job_run_response(self: GlueResponse) -> ActionResult:
-    run_ids = _raw(self, "JobRunIds")
+    run_ids = request_member(self, "JobRunIds")
     if not isinstance(run_ids, list) or not 1 <= len(run_ids) <= MAX_STOP_IDS:
         raise InvalidInputException("BatchStopJobRun", f"JobRunIds must list 1 to {MAX_STOP_IDS} job run ids")
     return ActionResult(batch_stop_job_run(self.glue_backend, self._get_param("JobName"), run_ids))

@@ -21,6 +21,7 @@ from moto.glue.models import FakeWorkflow, FakeWorkflowRun, GlueBackend
 from moto.glue.responses import GlueResponse
 from moto.utilities.paginator import paginate
 
+from airflow_provider_mwaaops.testing.extensions._moto_compat import request_member
 from airflow_provider_mwaaops.testing.extensions._patching import add_method, wrap_method
 from airflow_provider_mwaaops.testing.extensions.glue_job_runs import GLUE_LOCK, settle
 from airflow_provider_mwaaops.testing.extensions.glue_workflow_graph import build_graph
@@ -90,7 +91,7 @@ def _stop_workflow_run(self: GlueResponse) -> EmptyResult:
 
 def _resume_workflow_run(self: GlueResponse) -> ActionResult:
     run_id, node_ids = resume_workflow_run(
-        self.glue_backend, self._get_param("Name"), self._get_param("RunId"), self.parameters.get("NodeIds")
+        self.glue_backend, self._get_param("Name"), self._get_param("RunId"), request_member(self, "NodeIds")
     )
     return ActionResult({"RunId": run_id, "NodeIds": node_ids})
 

@@ -25,7 +25,6 @@ import datetime
 import time
 from typing import Any, cast
 
-from moto.core.exceptions import AWSError
 from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.evaluation_details import EvaluationDetails
@@ -34,6 +33,7 @@ from moto.stepfunctions.parser.asl.eval.event.event_manager import EventHistoryC
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
+from airflow_provider_mwaaops.testing.extensions._moto_compat import service_error
 from airflow_provider_mwaaops.testing.extensions._patching import add_method
 from airflow_provider_mwaaops.testing.extensions.stepfunctions_replay import (
     ExecutionLedger,
@@ -66,9 +66,7 @@ REASON_PERIOD = "Execution redrivable period exceeded"
 REASON_EXPRESS = "Executions of EXPRESS state machines cannot be redriven"
 
 
-class ExecutionNotRedrivable(AWSError):
-    TYPE = "ExecutionNotRedrivable"
-    STATUS = 400
+ExecutionNotRedrivable = service_error("ExecutionNotRedrivable", 400)
 
 
 def _now() -> datetime.datetime:
