@@ -110,7 +110,13 @@ class AwsEmulator:
                 "conn_type": "aws",
                 "login": ACCESS_KEY_ID,
                 "password": SECRET_ACCESS_KEY,
-                "extra": {"region_name": self.region_name, "endpoint_url": self.endpoint_url},
+                "extra": {
+                    "region_name": self.region_name,
+                    "endpoint_url": self.endpoint_url,
+                    # botocore 1.37.3 (MWAA 2.11.0's pin) does not read AWS_DISABLE_HOST_PREFIX_INJECTION:
+                    # the client config says it on every botocore.
+                    "config_kwargs": {"inject_host_prefix": False},
+                },
             }
         )
 
@@ -142,6 +148,7 @@ class AwsEmulator:
     def client(self, service_name: str) -> Any:
         """A boto3 client for ``service_name`` bound to the emulator."""
         import boto3
+        from botocore.config import Config
 
         return boto3.client(
             service_name,
@@ -149,6 +156,7 @@ class AwsEmulator:
             endpoint_url=self.endpoint_url,
             aws_access_key_id=ACCESS_KEY_ID,
             aws_secret_access_key=SECRET_ACCESS_KEY,
+            config=Config(inject_host_prefix=False),
         )
 
     def async_client(self, service_name: str) -> Any:
@@ -156,6 +164,7 @@ class AwsEmulator:
 
         ``async with emulator.async_client("stepfunctions") as sfn: await sfn.list_state_machines()``
         """
+        from aiobotocore.config import AioConfig
         from aiobotocore.session import get_session
 
         return get_session().create_client(
@@ -164,6 +173,7 @@ class AwsEmulator:
             endpoint_url=self.endpoint_url,
             aws_access_key_id=ACCESS_KEY_ID,
             aws_secret_access_key=SECRET_ACCESS_KEY,
+            config=AioConfig(inject_host_prefix=False),
         )
 
     def wait_for_execution(self, execution_arn: str, timeout: float = 30.0) -> dict[str, Any]:

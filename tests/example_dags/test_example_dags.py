@@ -14,6 +14,15 @@ def test_there_are_examples():
     assert EXAMPLE_FILES
 
 
+def test_example_folder_loads_without_import_errors(mwaaops_airflow):
+    """The whole folder in one DagBag, as a scheduler parses a dags folder."""
+    from airflow_provider_mwaaops.testing.dag_runner import load_dags
+
+    dags, errors = load_dags(str(EXAMPLE_DAGS))
+    assert not errors, errors
+    assert len(dags) >= len(EXAMPLE_FILES)
+
+
 @pytest.fixture
 def metadata_db_connection(mwaaops_airflow, monkeypatch):
     """The connection the metadata examples read the metadata database through on Airflow 3."""
