@@ -236,7 +236,7 @@ def run_smoke(venv: Path, log: Path, skip: dict[str, str]) -> str:
     """One pytest process in ``venv``; returns pytest's final tally, raises on any failure."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     env["AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT"] = DAGBAG_IMPORT_TIMEOUT_S
-    cmd = [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfEs"]
+    cmd = [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfEs", "--durations=10"]
     cmd += ["-o", f"timeout={PYTEST_TIMEOUT_S}", *smoke_node_ids(skip)]
     failure = None
     try:
