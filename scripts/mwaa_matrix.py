@@ -8,8 +8,9 @@ script proves it *works* there. For each ``<constraints-dir>/<V>/`` it
    (extras ``snowflake,postgres,report``) installed under ``airflow_constraints.txt`` and
    ``mwaa_essential_constraints.txt`` exactly as MWAA's pip would;
 2. installs the testing kit (the ``testing`` extra) beside it with the recipe of docs/testing.rst:
-   the same constraints minus the pins the kit must lift (:data:`KIT_EXEMPT`), then checks that no
-   other pinned package moved;
+   the same constraints minus the pins the kit must lift (a pin below one of the kit's own lower
+   bounds, with its lockstep companions: :data:`KIT_LOCKSTEP`), then checks that no other pinned
+   package moved;
 3. runs one pytest process there (one emulator, one Airflow home): every module the provider info
    names imports, ``example_dags/`` loads with no import error, and every example that needs no
    PostgreSQL or Snowflake runs to success under ``dag.test()`` against the emulator.
@@ -32,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -41,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_mwaa_constraints import (  # a sibling script, not a package
     CONSTRAINT_FILES,
     DEFAULT_CONSTRAINTS_DIR,
+    PIN_RE,
     find_uv,
     normalize,
     read_pins,
@@ -54,10 +57,11 @@ LOG_DIR = REPO_ROOT / ".mwaa-matrix-logs"
 PYTHON_VERSION = "3.12"
 RUNTIME_EXTRAS = "snowflake,postgres,report"
 KIT_EXTRA = "testing"
-# Pins the testing kit must lift (docs/testing.rst): MWAA 2.11.x pins moto 5.0.11 and 3.0.6 pins
-# 5.1.10, older than the kit's moto>=5.1.10 on 2.11; py-partiql-parser is moto's own S3 Select
-# parser, pinned by moto in lockstep (moto 5.1.10+ needs 0.6.x, MWAA 2.11.x pins 0.5.5).
-KIT_EXEMPT = ("moto", "py-partiql-parser")
+# The kit lifts a pin only when it is below the kit's own lower bound (docs/testing.rst): MWAA
+# 2.11.x pins moto 5.0.11 under the kit's moto>=5.1.10 (3.0.6 pins 5.1.10, which it keeps; 3.2.1+
+# pin no moto). Lifting moto lifts what moto pins exactly: its S3 Select parser py-partiql-parser
+# (moto 5.1.10+ needs 0.6.x, MWAA 2.11.x pins 0.5.5).
+KIT_LOCKSTEP = {"moto": ("py-partiql-parser",)}
 # Providers an MWAA image ships that the examples use when present (AssetWatcher's SQS trigger).
 IMAGE_PROVIDERS = ("apache-airflow-providers-common-messaging",)
 # What makes an example need a service the matrix does not run, found in its source.
@@ -70,9 +74,7 @@ DAGBAG_IMPORT_TIMEOUT_S = "600"
 PYTEST_TIMEOUT_S = "1200"
 INSTALL_TIMEOUT_S = 1800
 SMOKE_TIMEOUT_S = 2400
-RECIPE = (
-    f"py{PYTHON_VERSION}|{RUNTIME_EXTRAS}|{KIT_EXTRA}|{','.join(KIT_EXEMPT)}|{','.join(IMAGE_PROVIDERS)}|1"
-)
+RECIPE = f"py{PYTHON_VERSION}|{RUNTIME_EXTRAS}|{KIT_EXTRA}|{KIT_LOCKSTEP}|{','.join(IMAGE_PROVIDERS)}|2"
 
 
 class MatrixError(Exception):
@@ -90,6 +92,7 @@ class Outcome:
     env_seconds: float = 0.0
     smoke_seconds: float = 0.0
     tests: str = ""
+    lifted: str = ""
     skipped: list[str] = field(default_factory=list)
 
     @property
@@ -103,7 +106,7 @@ class Outcome:
             f"MWAA {self.version}: {verdict} in {self.seconds:.0f}s "
             f"(env {self.env} {self.env_seconds:.0f}s, "
             f"smoke {self.smoke_seconds:.0f}s: {self.tests or '-'}); "
-            f"skipped: {skipped}"
+            f"kit lifted: {self.lifted or '-'}; skipped: {skipped}"
         )
 
 
@@ -141,14 +144,32 @@ def env_key(vdir: Path, python: str) -> str:
     return digest.hexdigest()
 
 
-def kit_constraints(vdir: Path, target: Path) -> None:
-    """Both constraints files in one, minus the pins the kit lifts: the recipe of docs/testing.rst."""
-    exempt = re.compile(rf"^\s*({'|'.join(re.escape(n) for n in KIT_EXEMPT)})\s*==", re.IGNORECASE)
+def kit_requirements() -> list[str]:
+    """The testing kit's requirements, as pyproject declares them (``moto[server]>=5.1.10``, ...)."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    return list(project["optional-dependencies"][KIT_EXTRA])
+
+
+def kit_exemptions(pins: dict[str, str]) -> list[str]:
+    """Pinned names the kit must lift: pins outside a kit requirement, plus their lockstep pins."""
+    from packaging.requirements import Requirement
+
+    lifted = []
+    for line in kit_requirements():
+        req = Requirement(line)
+        name = normalize(req.name)
+        if name in pins and not req.specifier.contains(pins[name], prereleases=True):
+            lifted += [name, *(normalize(n) for n in KIT_LOCKSTEP.get(name, ()))]
+    return [name for name in dict.fromkeys(lifted) if name in pins]
+
+
+def kit_constraints(vdir: Path, target: Path, exempt: Sequence[str]) -> None:
+    """Both constraints files in one, minus the ``exempt`` pins: the recipe of docs/testing.rst."""
     lines = [
         line
         for name in CONSTRAINT_FILES
         for line in (vdir / name).read_text(encoding="utf-8").splitlines()
-        if not exempt.match(line)
+        if not ((m := PIN_RE.match(line.strip())) and normalize(m[1]) in exempt)
     ]
     target.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -181,24 +202,34 @@ def build_env(uv: list[str], python: str, vdir: Path, venv: Path, log: Path) -> 
     install = [*uv, "pip", "install", "--no-config", "--python", target]
     runtime = [f"apache-airflow=={vdir.name}", "-e", f"{REPO_ROOT}[{RUNTIME_EXTRAS}]", *image_providers]
     run_logged([*install, *constraints, *runtime], log, INSTALL_TIMEOUT_S, "runtime install", cwd=venv)
+    exempt = kit_exemptions(pins)
     kit_file = venv / "kit-constraints.txt"
-    kit_constraints(vdir, kit_file)
+    kit_constraints(vdir, kit_file, exempt)
     kit = ["-c", str(kit_file), "-e", f"{REPO_ROOT}[{KIT_EXTRA}]"]
     run_logged([*install, *kit], log, INSTALL_TIMEOUT_S, "testing kit install", cwd=venv)
-    check_pins_held(uv, target, pins)
+    check_pins_held(uv, target, pins, exempt)
+    (venv / ".mwaa-matrix-lifted").write_text(describe_lifted(uv, target, pins, exempt) + "\n")
     stamp.write_text(key + "\n")
     return "created"
 
 
-def check_pins_held(uv: list[str], target: str, pins: dict[str, str]) -> None:
-    """Fail if the kit moved any pinned package other than those it is allowed to lift."""
+def describe_lifted(uv: list[str], target: str, pins: dict[str, str], exempt: Sequence[str]) -> str:
+    """``moto 5.0.11->5.2.6, ...``: what the kit lifted, for the summary line."""
+    installed = installed_versions(uv, target)
+    return ", ".join(f"{name} {pins[name]}->{installed.get(name, 'absent')}" for name in exempt) or "none"
+
+
+def installed_versions(uv: list[str], target: str) -> dict[str, str]:
+    """``name -> version`` of every distribution installed in the environment of ``target``."""
     freeze = subprocess.run(
         [*uv, "pip", "freeze", "--python", target], capture_output=True, text=True, check=True
     ).stdout
-    installed = {
-        normalize(m[1]): m[2] for line in freeze.splitlines() if (m := re.match(r"^([^=\s]+)==(\S+)", line))
-    }
-    exempt = {normalize(n) for n in KIT_EXEMPT}
+    return {normalize(m[1]): m[2] for line in freeze.splitlines() if (m := PIN_RE.match(line))}
+
+
+def check_pins_held(uv: list[str], target: str, pins: dict[str, str], exempt: Sequence[str]) -> None:
+    """Fail if any pinned package other than the ``exempt`` ones is not at its pinned version."""
+    installed = installed_versions(uv, target)
     moved = [
         f"{name} {pinned}->{installed[name]}"
         for name, pinned in sorted(pins.items())
@@ -236,7 +267,16 @@ def run_smoke(venv: Path, log: Path, skip: dict[str, str]) -> str:
     """One pytest process in ``venv``; returns pytest's final tally, raises on any failure."""
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     env["AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT"] = DAGBAG_IMPORT_TIMEOUT_S
-    cmd = [str(venv / "bin" / "python"), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rfEs", "--durations=10"]
+    cmd = [
+        str(venv / "bin" / "python"),
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-q",
+        "-rfEs",
+        "--durations=10",
+    ]
     cmd += ["-o", f"timeout={PYTEST_TIMEOUT_S}", *smoke_node_ids(skip)]
     failure = None
     try:
@@ -268,6 +308,7 @@ def check_version(uv: list[str], python: str, vdir: Path, skip: dict[str, str]) 
     started = time.monotonic()
     try:
         outcome.env = build_env(uv, python, vdir, venv, log)
+        outcome.lifted = (venv / ".mwaa-matrix-lifted").read_text().strip()
         outcome.env_seconds = time.monotonic() - started
         started = time.monotonic()
         outcome.tests = run_smoke(venv, log, skip)
