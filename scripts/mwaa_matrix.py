@@ -58,9 +58,9 @@ PYTHON_VERSION = "3.12"
 RUNTIME_EXTRAS = "snowflake,postgres,report"
 KIT_EXTRA = "testing"
 # The kit lifts a pin only when it is below the kit's own lower bound (docs/testing.rst): MWAA
-# 2.11.x pins moto 5.0.11 under the kit's moto>=5.1.10 (3.0.6 pins 5.1.10, which it keeps; 3.2.1+
-# pin no moto). Lifting moto lifts what moto pins exactly: its S3 Select parser py-partiql-parser
-# (moto 5.1.10+ needs 0.6.x, MWAA 2.11.x pins 0.5.5).
+# 2.11.x pins moto 5.0.11 and 3.0.6 pins 5.1.10 under the kit's moto>=5.2.6 (3.2.1+ pin no moto).
+# Lifting moto lifts what moto pins exactly: its S3 Select parser py-partiql-parser (moto 5.2.6
+# needs 0.6.3; MWAA 2.11.x pins 0.5.5, 3.0.6 pins 0.6.1).
 KIT_LOCKSTEP = {"moto": ("py-partiql-parser",)}
 # Providers an MWAA image ships that the examples use when present (AssetWatcher's SQS trigger).
 IMAGE_PROVIDERS = ("apache-airflow-providers-common-messaging",)
@@ -145,7 +145,7 @@ def env_key(vdir: Path, python: str) -> str:
 
 
 def kit_requirements() -> list[str]:
-    """The testing kit's requirements, as pyproject declares them (``moto[server]>=5.1.10``, ...)."""
+    """The testing kit's requirements, as pyproject declares them (``moto[server]>=5.2.6``, ...)."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     return list(project["optional-dependencies"][KIT_EXTRA])
 

@@ -1,6 +1,9 @@
 """What our moto extensions need from moto, on both sides of its 5.2.6 rework.
 
-The testing kit supports moto from 5.1.10, so no extension names the moved parts directly.
+The testing kit requires moto 5.2.6 (pyproject's ``testing`` extra, the oldest moto the MWAA matrix
+proves: the EMR Serverless extension imports 5.2.6's models, which 5.1.10 named differently); these
+helpers still keep the errors and request reads of older moto working, so no extension names the
+moved parts directly.
 
 Errors: moto 5.2.6 dropped ``moto.core.exceptions.AWSError`` (error type and HTTP status as class
 attributes) for ``ServiceException`` (the error code only; the status comes from the service's
