@@ -53,8 +53,8 @@ DEFAULT_MIN_LENGTH = 5
 #: Values Airflow's masker never masks (they are everywhere in its own text).
 NEVER_MASKED = frozenset({"airflow"})
 
-#: Per table, the columns that may hold a copy of a secret: free text a user or Airflow writes
-#: (notes, descriptions, the audit log) and JSON payloads (run conf, XComs, deferral kwargs).
+#: The columns of each table that may hold a copy of a secret, namely free text a user or Airflow
+#: writes (notes, descriptions, the audit log) and JSON payloads (run conf, XComs, deferral kwargs).
 #: Identifiers, states, timestamps and DAG definitions (``serialized_dag``, ``dag_code``: code,
 #: exported as the DAG files hold it) are not scanned.
 SCANNED_COLUMNS: dict[str, tuple[str, ...]] = {
