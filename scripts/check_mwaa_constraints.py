@@ -12,6 +12,9 @@ Linux x86_64) with ``apache-airflow==V`` plus our runtime dependencies and the s
 read straight from ``pyproject.toml`` (no build of the project is needed, and the dynamic version
 does not matter for resolution).  uv resolves from PyPI metadata without installing anything.
 
+It proves installability only; ``scripts/mwaa_matrix.py`` (which shares its helpers with this
+script) installs the same requirements under the same two files and runs the package there.
+
 Usage (from the repo root)::
 
     python scripts/check_mwaa_constraints.py [--constraints-dir DIR] [--extras snowflake,postgres,report]
