@@ -29,7 +29,7 @@ from moto.glue.exceptions import EntityNotFoundException, InvalidInputException
 from moto.glue.models import FakeJob, GlueBackend
 from moto.glue.responses import GlueResponse
 
-from airflow_provider_mwaaops.testing.extensions._moto_compat import request_member
+from airflow_provider_mwaaops.testing.extensions._moto_requests import request_member
 from airflow_provider_mwaaops.testing.extensions._patching import add_method, wrap_method
 from airflow_provider_mwaaops.testing.extensions.glue_job_runs import (
     GLUE_LOCK,

@@ -21,7 +21,7 @@ from moto.glue.models import FakeWorkflow, FakeWorkflowRun, GlueBackend
 from moto.glue.responses import GlueResponse
 from moto.utilities.paginator import paginate
 
-from airflow_provider_mwaaops.testing.extensions._moto_compat import request_member
+from airflow_provider_mwaaops.testing.extensions._moto_requests import request_member
 from airflow_provider_mwaaops.testing.extensions._patching import add_method, wrap_method
 from airflow_provider_mwaaops.testing.extensions.glue_job_runs import GLUE_LOCK, settle
 from airflow_provider_mwaaops.testing.extensions.glue_workflow_graph import build_graph

@@ -25,6 +25,7 @@ import datetime
 import time
 from typing import Any, cast
 
+from moto.core.exceptions import ServiceException
 from moto.stepfunctions.parser.api import ExecutionStatus, HistoryEventType
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.evaluation_details import EvaluationDetails
@@ -33,7 +34,6 @@ from moto.stepfunctions.parser.asl.eval.event.event_manager import EventHistoryC
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-from airflow_provider_mwaaops.testing.extensions._moto_compat import service_error
 from airflow_provider_mwaaops.testing.extensions._patching import add_method
 from airflow_provider_mwaaops.testing.extensions.stepfunctions_replay import (
     ExecutionLedger,
@@ -66,7 +66,10 @@ REASON_PERIOD = "Execution redrivable period exceeded"
 REASON_EXPRESS = "Executions of EXPRESS state machines cannot be redriven"
 
 
-ExecutionNotRedrivable = service_error("ExecutionNotRedrivable", 400)
+class ExecutionNotRedrivable(ServiceException):
+    """The error code moto answers with; the HTTP status comes from the botocore model."""
+
+    code = "ExecutionNotRedrivable"
 
 
 def _now() -> datetime.datetime:

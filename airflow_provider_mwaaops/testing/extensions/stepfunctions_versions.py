@@ -41,13 +41,13 @@ import re
 import uuid
 from typing import Any
 
+from moto.core.exceptions import ServiceException
 from moto.core.responses import EmptyResult
 from moto.stepfunctions.exceptions import StateMachineDoesNotExist, ValidationException
 from moto.stepfunctions.models import StateMachine, StateMachineAlias, StepFunctionBackend
 from moto.stepfunctions.responses import StepFunctionResponse
 from moto.utilities.paginator import paginate
 
-from airflow_provider_mwaaops.testing.extensions._moto_compat import service_error
 from airflow_provider_mwaaops.testing.extensions._patching import add_method, replaced_by, wrap_method
 from airflow_provider_mwaaops.testing.extensions.stepfunctions_http import action_result, update_result
 
@@ -73,8 +73,12 @@ _VERSIONS_PAGINATION = {
 }
 
 
-ConflictException = service_error("ConflictException", 409)
-ResourceNotFound = service_error("ResourceNotFound", 400)
+class ConflictException(ServiceException):
+    code = "ConflictException"
+
+
+class ResourceNotFound(ServiceException):
+    code = "ResourceNotFound"
 
 
 # -- ARNs ------------------------------------------------------------------------------------------
