@@ -10,6 +10,7 @@ on the 2.11.0 image) predates it.
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -19,6 +20,7 @@ from packaging.version import Version
 AIRFLOW_VERSION = Version(Version(AIRFLOW_VERSION_STRING).base_version)
 AIRFLOW_V_3_0_PLUS = Version("3.0.0") <= AIRFLOW_VERSION
 AIRFLOW_V_3_1_PLUS = Version("3.1.0") <= AIRFLOW_VERSION
+AIRFLOW_V_3_2_PLUS = Version("3.2.0") <= AIRFLOW_VERSION
 AIRFLOW_V_3_3_PLUS = Version("3.3.0") <= AIRFLOW_VERSION
 
 #: Listener hook implementations are pluggy hookimpls under the "airflow" project name on both
@@ -32,7 +34,6 @@ from airflow.plugins_manager import AirflowPlugin  # noqa: E402
 if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
     from airflow.sdk import (
         DAG,
-        BaseHook,
         BaseNotifier,
         BaseOperator,
         BaseOperatorLink,
@@ -42,7 +43,17 @@ if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
         Variable,
         task,
     )
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    # The Task SDK took BaseHook in 3.1 (task-sdk 1.1) and the task exceptions in 3.2; before,
+    # both live in Airflow core, where the Task SDK of that release itself imports them from.
+    if TYPE_CHECKING or AIRFLOW_V_3_1_PLUS:
+        from airflow.sdk import BaseHook
+    else:  # Airflow 3.0
+        from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+    if TYPE_CHECKING or AIRFLOW_V_3_2_PLUS:
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    else:  # Airflow 3.0 and 3.1
+        from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[assignment]
 else:  # Airflow 2.11
     from airflow.decorators import task  # type: ignore[no-redef]
     from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[assignment]
@@ -59,6 +70,7 @@ __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_1_PLUS",
+    "AIRFLOW_V_3_2_PLUS",
     "AIRFLOW_V_3_3_PLUS",
     "ASSET_EVENT_EMITTED_HOOK",
     "ASSET_WATCHERS",
@@ -92,6 +104,7 @@ __all__ = [
     "run_task_states",
     "run_xcom_values",
     "secrets_maskers",
+    "sqs_event_trigger",
     "sync_dag_to_db",
     "task",
     "task_instance_resumed",
@@ -174,33 +187,45 @@ def dag_bag(dag_folder: str) -> Any:
     The class moved to ``airflow.dag_processing`` in Airflow 3, where examples are a bundle of
     their own rather than a ``DagBag`` argument.
     """
-    if AIRFLOW_V_3_0_PLUS:
+    if AIRFLOW_V_3_2_PLUS:
         from airflow.dag_processing.dagbag import DagBag
 
         return DagBag(dag_folder=dag_folder)
-    from airflow.models.dagbag import DagBag as DagBag2
+    from airflow.models.dagbag import DagBag as DagBagBefore32  # 2.11, 3.0 and 3.1
 
-    return DagBag2(dag_folder=dag_folder, include_examples=False)
+    return DagBagBefore32(dag_folder=dag_folder, include_examples=False)
 
 
 def sync_dag_to_db(dag: Any) -> None:
     """Write one in-memory DAG to the metadata database as the line's DAG parsing would.
 
-    Airflow 3: serialized into the dags-folder bundle (after syncing the configured bundles);
-    Airflow 2.11: ``dag.sync_to_db()``, which also registers the DAG's datasets.
+    Airflow 3: serialized into the dags-folder bundle (after syncing the configured bundles), by
+    ``sync_bag_to_db`` (3.1+; in ``airflow.dag_processing.dagbag`` from 3.2) or the bag's own
+    ``sync_to_db`` (3.0); Airflow 2.11: ``dag.sync_to_db()``, which also registers the DAG's datasets.
     """
     if not AIRFLOW_V_3_0_PLUS:
         dag.sync_to_db()
         return
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.utils.session import create_session
 
     with create_session() as session:
         DagBundlesManager().sync_bundles_to_db(session=session)
+    if AIRFLOW_V_3_2_PLUS:
+        from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    else:
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
     bag = DagBag(collect_dags=False)
     bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
+    if AIRFLOW_V_3_2_PLUS:
+        sync_bag_to_db(bag, "dags-folder", None)
+    elif AIRFLOW_V_3_1_PLUS:
+        from airflow.models.dagbag import sync_bag_to_db as sync_bag_to_db_31
+
+        sync_bag_to_db_31(bag, "dags-folder", None)
+    else:  # Airflow 3.0
+        bag.sync_to_db("dags-folder", None)  # type: ignore[attr-defined]
 
 
 def run_xcom_values(session: Any, dag_id: str, run_id: str, key: str) -> list[tuple[str, int | None, Any]]:
@@ -223,13 +248,18 @@ def run_xcom_values(session: Any, dag_id: str, run_id: str, key: str) -> list[tu
 def secrets_maskers() -> list[Callable[[Any], Any]]:
     """The ``redact`` functions of every secrets masker a value must pass through.
 
-    Airflow 3.x keeps two maskers: the Task SDK's (fed in task and dag-processor processes) and
+    Airflow 3.1+ keeps two maskers: the Task SDK's (fed in task and dag-processor processes) and
     core's (fed in the scheduler and API server; absent where only the Task SDK is installed).
+    Airflow 3.0 has one, the Task SDK's, which core uses too.
     """
     if not AIRFLOW_V_3_0_PLUS:
         from airflow.utils.log.secrets_masker import redact as redact_2
 
         return [redact_2]
+    if not AIRFLOW_V_3_1_PLUS:
+        from airflow.sdk.execution_time.secrets_masker import redact as redact_30
+
+        return [redact_30]
     from airflow.sdk._shared.secrets_masker import redact as sdk_redact
 
     try:
@@ -246,6 +276,11 @@ def secrets_masker_sensitive_fields() -> frozenset[str]:
         from airflow.utils.log.secrets_masker import get_sensitive_variables_fields as fields_2
 
         return frozenset(fields_2())
+    if not AIRFLOW_V_3_1_PLUS:  # 3.0: module functions rather than the masker's attributes
+        from airflow import settings
+        from airflow.sdk.execution_time.secrets_masker import get_sensitive_variables_fields as fields_30
+
+        return frozenset(fields_30() if settings.HIDE_SENSITIVE_VAR_CONN_FIELDS else ())
     from airflow.sdk._shared.secrets_masker import _secrets_masker
 
     # Airflow's settings give the masker its list (defaults plus the configured names).
@@ -263,6 +298,25 @@ def template_accessor_classes() -> tuple[type, type]:
     from airflow.utils.context import VariableAccessor as Var2
 
     return Var2, Conn2
+
+
+def sqs_event_trigger(queue_url: str, **sqs_trigger_kwargs: Any) -> Any:
+    """An event trigger for asset watchers that turns messages of the SQS queue into events.
+
+    The common-messaging provider's ``MessageQueueTrigger`` is the documented entry point: from
+    common-messaging 1.1 it takes ``scheme="sqs"`` plus the SQS trigger's arguments; 1.0.x (MWAA
+    3.0.6 pins 1.0.5) takes the queue URL as ``queue`` and matches it against the SQS provider's URL
+    pattern. Without common-messaging, the amazon provider's SQS trigger itself.
+    """
+    try:
+        from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+    except ImportError:
+        from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
+
+        return SqsSensorTrigger(sqs_queue=queue_url, **sqs_trigger_kwargs)
+    if "scheme" in inspect.signature(MessageQueueTrigger.__init__).parameters:
+        return MessageQueueTrigger(scheme="sqs", sqs_queue=queue_url, **sqs_trigger_kwargs)
+    return MessageQueueTrigger(queue=queue_url, **sqs_trigger_kwargs)
 
 
 def task_instance_resumed(ti: Any) -> bool:
