@@ -77,14 +77,17 @@ __all__ = [
     "DAG",
     "DAG_TEST_LOGICAL_DATE_ARG",
     "DATASET_EVENTS_IN_TASK_PROCESS",
+    "DEFERRED_TRY_XCOM_KEY",
     "EXECUTORS_RUN_WORKLOADS",
     "HAS_API_SERVER",
     "INSTALLED_AIRFLOW_VERSION",
     "REACT_UI",
+    "RETRY_MAY_RESUME_EARLIER_TRY",
     "STANDALONE_DAG_PROCESSOR",
     "TASKS_MAY_USE_METADATA_DB",
     "TASK_STATE_STORE",
     "UI_BASE_URL_SECTION",
+    "XCOM_STORES_NONE",
     "AirflowException",
     "AirflowFailException",
     "AirflowPlugin",
@@ -101,6 +104,8 @@ __all__ = [
     "conf",
     "dag_bag",
     "hookimpl",
+    "note_deferral",
+    "resumes_earlier_try",
     "run_task_states",
     "run_xcom_values",
     "secrets_maskers",
@@ -114,6 +119,7 @@ __all__ = [
     "trigger_xcom_set",
     "variable_get",
     "variable_set",
+    "xcom_push",
 ]
 
 # -- What the installed line can do. Code elsewhere branches on these names, never on a version. --
@@ -319,16 +325,77 @@ def sqs_event_trigger(queue_url: str, **sqs_trigger_kwargs: Any) -> Any:
     return MessageQueueTrigger(queue=queue_url, **sqs_trigger_kwargs)
 
 
+#: An XCom may hold None. Airflow 3.0's execution API requires a request body when a task sets an
+#: XCom, so the Task SDK 1.0 cannot send None (422 "Field required"); 3.1 made the body optional.
+XCOM_STORES_NONE = AIRFLOW_V_3_1_PLUS or not AIRFLOW_V_3_0_PLUS
+
+
+def xcom_push(ti: Any, key: str, value: Any) -> None:
+    """``ti.xcom_push(key, value)``, except that on Airflow 3.0 a None value is not pushed.
+
+    Degradation on 3.0: the key is absent rather than null. Whoever pulls it reads None either way
+    (``xcom_pull`` answers None for a key never pushed); only a listing of the run's XComs differs.
+    """
+    if value is None and not XCOM_STORES_NONE:
+        return
+    ti.xcom_push(key=key, value=value)
+
+
 def task_instance_resumed(ti: Any) -> bool:
     """Whether this start of a task instance resumes it after a deferral (same try, not a new one).
 
     Airflow 2 keeps ``next_method`` on the ORM TaskInstance; Airflow 3 sends it to the task process
-    in the run context from the server.
+    in the run context from the server. A resumption left over from an earlier try (Airflow 3.0 and
+    3.1.0, see :data:`RETRY_MAY_RESUME_EARLIER_TRY`) is a new try, not a resumption.
     """
+    return _resumption_method(ti) is not None and not resumes_earlier_try(ti)
+
+
+def _resumption_method(ti: Any) -> str | None:
+    """The method Airflow starts this task in instead of ``execute`` (None: ``execute``)."""
     if AIRFLOW_V_3_0_PLUS:
         context = getattr(ti, "_ti_context_from_server", None)
-        return bool(getattr(context, "next_method", None))
-    return bool(getattr(ti, "next_method", None))
+        return getattr(context, "next_method", None) or None
+    return getattr(ti, "next_method", None) or None
+
+
+#: A retry may start in the resumption method of the earlier try's deferral. Airflow 3.0 and 3.1.0
+#: keep a task's ``next_method``/``next_kwargs`` when a resumed try fails into a retry (the
+#: execution API clears them from 3.1.1: apache/airflow#56704, #56731), so the retry skips
+#: ``execute`` and gets the earlier try's trigger event again: a Step Functions retry would re-read
+#: the failed execution instead of redriving it, a Glue workflow retry would re-report the failed
+#: run instead of resuming it, and a trigger failure would fail every retry the same way. Our
+#: operators detect it (:func:`note_deferral` / :func:`resumes_earlier_try`) and start such a
+#: try from ``execute``. Airflow 2 clears them when a try fails.
+RETRY_MAY_RESUME_EARLIER_TRY = AIRFLOW_V_3_0_PLUS and Version("3.1.1") > AIRFLOW_VERSION
+
+#: The XCom (of the task instance itself) holding the try number that deferred last.
+DEFERRED_TRY_XCOM_KEY = "mwaaops_deferred_try"
+
+
+def note_deferral(context: Any) -> None:
+    """Record, just before the task defers, which try defers (where a retry may resume it).
+
+    The record is an XCom of the task instance: Airflow keeps XComs across a deferral, and does not
+    clear them for a retry that it (wrongly) starts as a resumption, so the retry still finds it.
+    """
+    if not RETRY_MAY_RESUME_EARLIER_TRY:
+        return
+    ti = context["ti"]
+    ti.xcom_push(key=DEFERRED_TRY_XCOM_KEY, value=int(ti.try_number))
+
+
+def resumes_earlier_try(ti: Any) -> bool:
+    """Whether Airflow starts this try in the resumption of an *earlier* try's deferral.
+
+    True only where :data:`RETRY_MAY_RESUME_EARLIER_TRY` and the try that deferred (recorded by
+    :func:`note_deferral`) is not this one. Without a record (a deferral by another operator, or
+    by an earlier release of this package) the resumption is taken as it comes, as Airflow does.
+    """
+    if not RETRY_MAY_RESUME_EARLIER_TRY or _resumption_method(ti) is None:
+        return False
+    deferred_try = ti.xcom_pull(task_ids=ti.task_id, key=DEFERRED_TRY_XCOM_KEY, map_indexes=ti.map_index)
+    return isinstance(deferred_try, int) and deferred_try != int(ti.try_number)
 
 
 # -- exactly-once job runs (aws/resumable.py) and log cursors (log/cloudwatch.py) ---------------
