@@ -379,9 +379,9 @@ def note_deferral(context: Any) -> None:
     The record is an XCom of the task instance: Airflow keeps XComs across a deferral, and does not
     clear them for a retry that it (wrongly) starts as a resumption, so the retry still finds it.
     """
-    if not RETRY_MAY_RESUME_EARLIER_TRY:
+    ti = context.get("ti")
+    if not RETRY_MAY_RESUME_EARLIER_TRY or ti is None:
         return
-    ti = context["ti"]
     ti.xcom_push(key=DEFERRED_TRY_XCOM_KEY, value=int(ti.try_number))
 
 
