@@ -230,7 +230,9 @@ def sync_dag_to_db(dag: Any) -> None:
         from airflow.models.dagbag import sync_bag_to_db as sync_bag_to_db_31
 
         sync_bag_to_db_31(bag, "dags-folder", None)
-    else:  # Airflow 3.0
+    else:  # Airflow 3.0, whose sync reads the file location that its DagBag sets when parsing
+        if getattr(dag, "relative_fileloc", None) is None:
+            dag.relative_fileloc = dag.fileloc
         bag.sync_to_db("dags-folder", None)  # type: ignore[attr-defined]
 
 
