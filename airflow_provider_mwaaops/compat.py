@@ -10,6 +10,7 @@ on the 2.11.0 image) predates it.
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -19,6 +20,7 @@ from packaging.version import Version
 AIRFLOW_VERSION = Version(Version(AIRFLOW_VERSION_STRING).base_version)
 AIRFLOW_V_3_0_PLUS = Version("3.0.0") <= AIRFLOW_VERSION
 AIRFLOW_V_3_1_PLUS = Version("3.1.0") <= AIRFLOW_VERSION
+AIRFLOW_V_3_2_PLUS = Version("3.2.0") <= AIRFLOW_VERSION
 AIRFLOW_V_3_3_PLUS = Version("3.3.0") <= AIRFLOW_VERSION
 
 #: Listener hook implementations are pluggy hookimpls under the "airflow" project name on both
@@ -32,7 +34,6 @@ from airflow.plugins_manager import AirflowPlugin  # noqa: E402
 if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
     from airflow.sdk import (
         DAG,
-        BaseHook,
         BaseNotifier,
         BaseOperator,
         BaseOperatorLink,
@@ -42,7 +43,17 @@ if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
         Variable,
         task,
     )
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    # The Task SDK took BaseHook in 3.1 (task-sdk 1.1) and the task exceptions in 3.2; before,
+    # both live in Airflow core, where the Task SDK of that release itself imports them from.
+    if TYPE_CHECKING or AIRFLOW_V_3_1_PLUS:
+        from airflow.sdk import BaseHook
+    else:  # Airflow 3.0
+        from airflow.hooks.base import BaseHook  # type: ignore[no-redef]
+    if TYPE_CHECKING or AIRFLOW_V_3_2_PLUS:
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+    else:  # Airflow 3.0 and 3.1
+        from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[assignment]
 else:  # Airflow 2.11
     from airflow.decorators import task  # type: ignore[no-redef]
     from airflow.exceptions import AirflowException, AirflowFailException  # type: ignore[assignment]
@@ -59,20 +70,24 @@ __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_1_PLUS",
+    "AIRFLOW_V_3_2_PLUS",
     "AIRFLOW_V_3_3_PLUS",
     "ASSET_EVENT_EMITTED_HOOK",
     "ASSET_WATCHERS",
     "DAG",
     "DAG_TEST_LOGICAL_DATE_ARG",
     "DATASET_EVENTS_IN_TASK_PROCESS",
+    "DEFERRED_TRY_XCOM_KEY",
     "EXECUTORS_RUN_WORKLOADS",
     "HAS_API_SERVER",
     "INSTALLED_AIRFLOW_VERSION",
     "REACT_UI",
+    "RETRY_MAY_RESUME_EARLIER_TRY",
     "STANDALONE_DAG_PROCESSOR",
     "TASKS_MAY_USE_METADATA_DB",
     "TASK_STATE_STORE",
     "UI_BASE_URL_SECTION",
+    "XCOM_STORES_NONE",
     "AirflowException",
     "AirflowFailException",
     "AirflowPlugin",
@@ -89,9 +104,12 @@ __all__ = [
     "conf",
     "dag_bag",
     "hookimpl",
+    "note_deferral",
+    "resumes_earlier_try",
     "run_task_states",
     "run_xcom_values",
     "secrets_maskers",
+    "sqs_event_trigger",
     "sync_dag_to_db",
     "task",
     "task_instance_resumed",
@@ -101,6 +119,7 @@ __all__ = [
     "trigger_xcom_set",
     "variable_get",
     "variable_set",
+    "xcom_push",
 ]
 
 # -- What the installed line can do. Code elsewhere branches on these names, never on a version. --
@@ -174,33 +193,47 @@ def dag_bag(dag_folder: str) -> Any:
     The class moved to ``airflow.dag_processing`` in Airflow 3, where examples are a bundle of
     their own rather than a ``DagBag`` argument.
     """
-    if AIRFLOW_V_3_0_PLUS:
+    if AIRFLOW_V_3_2_PLUS:
         from airflow.dag_processing.dagbag import DagBag
 
         return DagBag(dag_folder=dag_folder)
-    from airflow.models.dagbag import DagBag as DagBag2
+    from airflow.models.dagbag import DagBag as DagBagBefore32  # 2.11, 3.0 and 3.1
 
-    return DagBag2(dag_folder=dag_folder, include_examples=False)
+    return DagBagBefore32(dag_folder=dag_folder, include_examples=False)
 
 
 def sync_dag_to_db(dag: Any) -> None:
     """Write one in-memory DAG to the metadata database as the line's DAG parsing would.
 
-    Airflow 3: serialized into the dags-folder bundle (after syncing the configured bundles);
-    Airflow 2.11: ``dag.sync_to_db()``, which also registers the DAG's datasets.
+    Airflow 3: serialized into the dags-folder bundle (after syncing the configured bundles), by
+    ``sync_bag_to_db`` (3.1+; in ``airflow.dag_processing.dagbag`` from 3.2) or the bag's own
+    ``sync_to_db`` (3.0); Airflow 2.11: ``dag.sync_to_db()``, which also registers the DAG's datasets.
     """
     if not AIRFLOW_V_3_0_PLUS:
         dag.sync_to_db()
         return
     from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
     from airflow.utils.session import create_session
 
     with create_session() as session:
         DagBundlesManager().sync_bundles_to_db(session=session)
+    if AIRFLOW_V_3_2_PLUS:
+        from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+    else:
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+
     bag = DagBag(collect_dags=False)
     bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
+    if AIRFLOW_V_3_2_PLUS:
+        sync_bag_to_db(bag, "dags-folder", None)
+    elif AIRFLOW_V_3_1_PLUS:
+        from airflow.models.dagbag import sync_bag_to_db as sync_bag_to_db_31
+
+        sync_bag_to_db_31(bag, "dags-folder", None)
+    else:  # Airflow 3.0, whose sync reads the file location that its DagBag sets when parsing
+        if getattr(dag, "relative_fileloc", None) is None:
+            dag.relative_fileloc = dag.fileloc
+        bag.sync_to_db("dags-folder", None)  # type: ignore[attr-defined]
 
 
 def run_xcom_values(session: Any, dag_id: str, run_id: str, key: str) -> list[tuple[str, int | None, Any]]:
@@ -223,13 +256,18 @@ def run_xcom_values(session: Any, dag_id: str, run_id: str, key: str) -> list[tu
 def secrets_maskers() -> list[Callable[[Any], Any]]:
     """The ``redact`` functions of every secrets masker a value must pass through.
 
-    Airflow 3.x keeps two maskers: the Task SDK's (fed in task and dag-processor processes) and
+    Airflow 3.1+ keeps two maskers: the Task SDK's (fed in task and dag-processor processes) and
     core's (fed in the scheduler and API server; absent where only the Task SDK is installed).
+    Airflow 3.0 has one, the Task SDK's, which core uses too.
     """
     if not AIRFLOW_V_3_0_PLUS:
         from airflow.utils.log.secrets_masker import redact as redact_2
 
         return [redact_2]
+    if not AIRFLOW_V_3_1_PLUS:
+        from airflow.sdk.execution_time.secrets_masker import redact as redact_30
+
+        return [redact_30]
     from airflow.sdk._shared.secrets_masker import redact as sdk_redact
 
     try:
@@ -246,6 +284,11 @@ def secrets_masker_sensitive_fields() -> frozenset[str]:
         from airflow.utils.log.secrets_masker import get_sensitive_variables_fields as fields_2
 
         return frozenset(fields_2())
+    if not AIRFLOW_V_3_1_PLUS:  # 3.0: module functions rather than the masker's attributes
+        from airflow import settings
+        from airflow.sdk.execution_time.secrets_masker import get_sensitive_variables_fields as fields_30
+
+        return frozenset(fields_30() if settings.HIDE_SENSITIVE_VAR_CONN_FIELDS else ())
     from airflow.sdk._shared.secrets_masker import _secrets_masker
 
     # Airflow's settings give the masker its list (defaults plus the configured names).
@@ -265,16 +308,96 @@ def template_accessor_classes() -> tuple[type, type]:
     return Var2, Conn2
 
 
+def sqs_event_trigger(queue_url: str, **sqs_trigger_kwargs: Any) -> Any:
+    """An event trigger for asset watchers that turns messages of the SQS queue into events.
+
+    The common-messaging provider's ``MessageQueueTrigger`` is the documented entry point: from
+    common-messaging 1.1 it takes ``scheme="sqs"`` plus the SQS trigger's arguments; 1.0.x (MWAA
+    3.0.6 pins 1.0.5) takes the queue URL as ``queue`` and matches it against the SQS provider's URL
+    pattern. Without common-messaging, the amazon provider's SQS trigger itself.
+    """
+    try:
+        from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
+    except ImportError:
+        from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
+
+        return SqsSensorTrigger(sqs_queue=queue_url, **sqs_trigger_kwargs)
+    if "scheme" in inspect.signature(MessageQueueTrigger.__init__).parameters:
+        return MessageQueueTrigger(scheme="sqs", sqs_queue=queue_url, **sqs_trigger_kwargs)
+    return MessageQueueTrigger(queue=queue_url, **sqs_trigger_kwargs)
+
+
+#: An XCom may hold None. Airflow 3.0's execution API requires a request body when a task sets an
+#: XCom, so the Task SDK 1.0 cannot send None (422 "Field required"); 3.1 made the body optional.
+XCOM_STORES_NONE = AIRFLOW_V_3_1_PLUS or not AIRFLOW_V_3_0_PLUS
+
+
+def xcom_push(ti: Any, key: str, value: Any) -> None:
+    """``ti.xcom_push(key, value)``, except that on Airflow 3.0 a None value is not pushed.
+
+    Degradation on 3.0: the key is absent rather than null. Whoever pulls it reads None either way
+    (``xcom_pull`` answers None for a key never pushed); only a listing of the run's XComs differs.
+    """
+    if value is None and not XCOM_STORES_NONE:
+        return
+    ti.xcom_push(key=key, value=value)
+
+
 def task_instance_resumed(ti: Any) -> bool:
     """Whether this start of a task instance resumes it after a deferral (same try, not a new one).
 
     Airflow 2 keeps ``next_method`` on the ORM TaskInstance; Airflow 3 sends it to the task process
-    in the run context from the server.
+    in the run context from the server. A resumption left over from an earlier try (Airflow 3.0 and
+    3.1.0, see :data:`RETRY_MAY_RESUME_EARLIER_TRY`) is a new try, not a resumption.
     """
+    return _resumption_method(ti) is not None and not resumes_earlier_try(ti)
+
+
+def _resumption_method(ti: Any) -> str | None:
+    """The method Airflow starts this task in instead of ``execute`` (None: ``execute``)."""
     if AIRFLOW_V_3_0_PLUS:
         context = getattr(ti, "_ti_context_from_server", None)
-        return bool(getattr(context, "next_method", None))
-    return bool(getattr(ti, "next_method", None))
+        return getattr(context, "next_method", None) or None
+    return getattr(ti, "next_method", None) or None
+
+
+#: A retry may start in the resumption method of the earlier try's deferral. Airflow 3.0 and 3.1.0
+#: keep a task's ``next_method``/``next_kwargs`` when a resumed try fails into a retry (the
+#: execution API clears them from 3.1.1: apache/airflow#56704, #56731), so the retry skips
+#: ``execute`` and gets the earlier try's trigger event again: a Step Functions retry would re-read
+#: the failed execution instead of redriving it, a Glue workflow retry would re-report the failed
+#: run instead of resuming it, and a trigger failure would fail every retry the same way. Our
+#: operators detect it (:func:`note_deferral` / :func:`resumes_earlier_try`) and start such a
+#: try from ``execute``. Airflow 2 clears them when a try fails.
+RETRY_MAY_RESUME_EARLIER_TRY = AIRFLOW_V_3_0_PLUS and Version("3.1.1") > AIRFLOW_VERSION
+
+#: The XCom (of the task instance itself) holding the try number that deferred last.
+DEFERRED_TRY_XCOM_KEY = "mwaaops_deferred_try"
+
+
+def note_deferral(context: Any) -> None:
+    """Record, just before the task defers, which try defers (where a retry may resume it).
+
+    The record is an XCom of the task instance: Airflow keeps XComs across a deferral, and does not
+    clear them for a retry that it (wrongly) starts as a resumption, so the retry still finds it.
+    """
+    ti = context.get("ti")
+    if not RETRY_MAY_RESUME_EARLIER_TRY or ti is None:
+        return
+    ti.xcom_push(key=DEFERRED_TRY_XCOM_KEY, value=int(ti.try_number))
+
+
+def resumes_earlier_try(ti: Any) -> bool:
+    """Whether Airflow starts this try in the resumption of an *earlier* try's deferral.
+
+    True only where :data:`RETRY_MAY_RESUME_EARLIER_TRY` and the try that deferred (recorded by
+    :func:`note_deferral`) is not this one. Without a record (a deferral by another operator, or
+    by an earlier release of this package) the resumption is taken as it comes, as Airflow does.
+    """
+    if not RETRY_MAY_RESUME_EARLIER_TRY or _resumption_method(ti) is None:
+        return False
+    deferred_try = ti.xcom_pull(task_ids=ti.task_id, key=DEFERRED_TRY_XCOM_KEY, map_indexes=ti.map_index)
+    return isinstance(deferred_try, int) and deferred_try != int(ti.try_number)
 
 
 # -- exactly-once job runs (aws/resumable.py) and log cursors (log/cloudwatch.py) ---------------
@@ -297,12 +420,19 @@ async def trigger_xcom_get(key: str, *, dag_id: str, task_id: str, run_id: str, 
     Airflow 3 triggers reach XComs through the triggerer's supervisor (asynchronously where the
     channel allows it; ``dag.test()``'s in-process channel answers synchronously); Airflow 2.11
     triggers read the metadata database, in a worker thread.
+
+    Degradation: Airflow 3.0's ``dag.test()`` runs triggers inline with no supervisor channel at
+    all (later lines lend them the test's in-process one), so there a trigger reads None and stores
+    nothing (:func:`trigger_xcom_set`): a log cursor then starts at the beginning, which one inline
+    trigger run never needs. A real 3.0 triggerer has the channel.
     """
     from asgiref.sync import sync_to_async
 
     if AIRFLOW_V_3_0_PLUS:
         from airflow.sdk.execution_time.xcom import XCom
 
+        if not _has_supervisor():
+            return None
         where = {"key": key, "dag_id": dag_id, "task_id": task_id, "run_id": run_id, "map_index": map_index}
         if _supervisor_speaks_async() and hasattr(XCom, "aget_one"):
             return await XCom.aget_one(**where)
@@ -329,6 +459,9 @@ async def trigger_xcom_set(
     if AIRFLOW_V_3_0_PLUS:
         from airflow.sdk.execution_time.xcom import XCom
 
+        if not _has_supervisor():
+            return
+
         where = {"dag_id": dag_id, "task_id": task_id, "run_id": run_id, "map_index": map_index}
         if _supervisor_speaks_async() and hasattr(XCom, "aset"):
             await XCom.aset(key, value, **where)
@@ -352,6 +485,13 @@ async def trigger_xcom_set(
             )
 
     await sync_to_async(write)()
+
+
+def _has_supervisor() -> bool:
+    """Whether this Airflow 3 process has a channel to a supervisor (tasks, triggerer, processor)."""
+    from airflow.sdk.execution_time import task_runner
+
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
 
 
 def _supervisor_speaks_async() -> bool:

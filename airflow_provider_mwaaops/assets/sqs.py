@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from airflow_provider_mwaaops.compat import ASSET_WATCHERS, Asset
+from airflow_provider_mwaaops.compat import ASSET_WATCHERS, Asset, sqs_event_trigger
 
 __all__ = ["received_sqs_messages", "sqs_asset_schedule", "sqs_asset_wait"]
 
@@ -40,24 +40,10 @@ def sqs_asset_schedule(
         return "@continuous"
     from airflow.sdk import AssetWatcher
 
-    trigger = _sqs_event_trigger(queue_url, aws_conn_id=aws_conn_id, waiter_delay=waiter_delay)
+    trigger = sqs_event_trigger(
+        queue_url, aws_conn_id=aws_conn_id, waiter_delay=waiter_delay, max_messages=10
+    )
     return [Asset(uri, watchers=[AssetWatcher(name=f"sqs-{uri}"[:200], trigger=trigger)])]
-
-
-def _sqs_event_trigger(queue_url: str, *, aws_conn_id: str, waiter_delay: int) -> Any:
-    kwargs: dict[str, Any] = {
-        "sqs_queue": queue_url,
-        "aws_conn_id": aws_conn_id,
-        "waiter_delay": waiter_delay,
-        "max_messages": 10,
-    }
-    try:  # the common-messaging provider's trigger is the documented entry point
-        from airflow.providers.common.messaging.triggers.msg_queue import MessageQueueTrigger
-    except ImportError:
-        from airflow.providers.amazon.aws.triggers.sqs import SqsSensorTrigger
-
-        return SqsSensorTrigger(**kwargs)
-    return MessageQueueTrigger(scheme="sqs", **kwargs)
 
 
 def sqs_asset_wait(task_id: str, queue_url: str, *, aws_conn_id: str = "aws_default", **kwargs: Any) -> Any:

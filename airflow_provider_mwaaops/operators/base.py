@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from botocore.exceptions import ClientError
 
+from airflow_provider_mwaaops import compat
 from airflow_provider_mwaaops.aws.errors import access_denied_action, describe_aws_error
 from airflow_provider_mwaaops.compat import AirflowException, BaseOperator, conf
 from airflow_provider_mwaaops.triggers.base import (
@@ -151,6 +152,30 @@ class AwsConnectionMixin:
             detail = f"could not wait for {what}: {event.get('message')}"
             raise AirflowException(self._denied(action, detail) if action else detail)
 
+    # -- deferring and resuming ---------------------------------------------------------------------
+    def defer_to(self, trigger: AwsPollingTrigger, context: Context, method_name: str) -> None:
+        """Defer to ``trigger``, resuming in ``method_name``, noting which try deferred (see
+        :meth:`resume_execution`)."""
+        compat.note_deferral(context)
+        self.defer(trigger=trigger, method_name=method_name)  # type: ignore[attr-defined]
+
+    def resume_execution(self, next_method: str, next_kwargs: dict[str, Any] | None, context: Context) -> Any:
+        """Resume after the deferral, unless it is an earlier try's: then this retry starts anew.
+
+        Airflow 3.0 and 3.1.0 start a retry in the resumption of the failed try's deferral, with that
+        try's event (:data:`~airflow_provider_mwaaops.compat.RETRY_MAY_RESUME_EARLIER_TRY`); a retry
+        here must run ``execute``, which finds the earlier try's run and redrives or resumes it.
+        """
+        if compat.resumes_earlier_try(context["ti"]):
+            self.log.warning(  # type: ignore[attr-defined]
+                "Airflow resumed try %s in %s() with an earlier try's trigger event; "
+                "starting the try from execute() instead",
+                context["ti"].try_number,
+                next_method,
+            )
+            return self.execute(context)  # type: ignore[attr-defined]
+        return super().resume_execution(next_method, next_kwargs, context)  # type: ignore[misc]
+
     # -- console links ------------------------------------------------------------------------------
     def persist_link(self, link: type[BaseAwsLink], context: Context, **fields: Any) -> None:
         """Store one console link's fields in XCom, with the hook's region and partition."""
@@ -254,6 +279,6 @@ class AwsBaseOperator(AwsConnectionMixin, BaseOperator):
     ) -> Any:
         """Defer to ``trigger``, or run its wait here; either way ``method_name`` gets the event."""
         if self.deferrable:
-            self.defer(trigger=trigger, method_name=method_name)
+            self.defer_to(trigger, context, method_name)
         event = asyncio.run(trigger.wait())
         return getattr(self, method_name)(context, event)

@@ -49,7 +49,7 @@ from airflow_provider_mwaaops.aws.resumable import (
     Start,
     decide,
 )
-from airflow_provider_mwaaops.compat import AirflowException
+from airflow_provider_mwaaops.compat import AirflowException, xcom_push
 from airflow_provider_mwaaops.hooks.glue import (
     ACTIVE_JOB_RUN_STATES,
     TAG_ARGUMENT,
@@ -290,9 +290,9 @@ class ResumableGlueJobOperator(GlueRunOperatorBase):
                 event, f"Glue job run {self.job_run_id} of {self.job_name}", self.wait_timeout
             )
         ti = context["ti"]
-        ti.xcom_push(key="job_run_state", value=event.get("job_run_state"))
-        ti.xcom_push(key="execution_time", value=event.get("execution_time"))
-        ti.xcom_push(key="dpu_seconds", value=event.get("dpu_seconds"))
+        xcom_push(ti, "job_run_state", event.get("job_run_state"))
+        xcom_push(ti, "execution_time", event.get("execution_time"))
+        xcom_push(ti, "dpu_seconds", event.get("dpu_seconds"))
         if status != STATUS_SUCCESS:
             assert self.job_run_id is not None
             text = self._failure_text(
@@ -435,8 +435,8 @@ class ResumableGlueWorkflowOperator(GlueRunOperatorBase):
                 f": {node['error_message']}" if node.get("error_message") else "",
             )
         ti = context["ti"]
-        ti.xcom_push(key="workflow_run_status", value=event.get("workflow_run_status"))
-        ti.xcom_push(key="nodes", value=nodes)
+        xcom_push(ti, "workflow_run_status", event.get("workflow_run_status"))
+        xcom_push(ti, "nodes", nodes)
         if status != STATUS_SUCCESS:
             failed = [n for n in nodes if n["unique_id"] in set(event.get("failed_node_ids", []))]
             detail = "; ".join(

@@ -76,7 +76,7 @@ class AwsBaseSensor(AwsConnectionMixin, BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         if self.deferrable:
-            self.defer(trigger=self.trigger(context), method_name="execute_complete")
+            self.defer_to(self.trigger(context), context, "execute_complete")
         return super().execute(context)
 
     def poke(self, context: Context) -> bool | PokeReturnValue:

@@ -269,3 +269,67 @@ def test_botocore_config_and_verify_reach_the_client_of_a_synchronous_wait(dag_r
     polled_by_trigger = [agent for agent in agents if "aiobotocore" in agent.lower()]
     assert polled_by_trigger, agents
     assert all("mwaaops-sync-proof/1" in agent for agent in polled_by_trigger)
+
+
+# -- a retry that Airflow starts in the earlier try's resumption (Airflow 3.0 and 3.1.0) -------------
+class FakeTaskInstance:
+    """What resumption needs of a task instance: its try, Airflow's resumption point, its XComs."""
+
+    def __init__(self, try_number: int, next_method: str | None = None) -> None:
+        self.task_id, self.map_index, self.try_number = "t", -1, try_number
+        self.next_method = next_method  # Airflow 2 keeps it on the task instance...
+        self._ti_context_from_server = type("RunContext", (), {"next_method": next_method})()  # ...3 here
+        self.xcoms: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+    def xcom_pull(self, task_ids: str, key: str, map_indexes: int) -> Any:
+        assert (task_ids, map_indexes) == (self.task_id, self.map_index)
+        return self.xcoms.get(key)
+
+
+def _deferring_operator(monkeypatch) -> WaitOperator:
+    monkeypatch.setattr(WaitOperator, "defer", lambda self, **kwargs: (_ for _ in ()).throw(Deferred()))
+    arn = "arn:aws:states:us-east-1:1:execution:m:e"
+    return WaitOperator(task_id="t", execution_arn=arn, deferrable=True)
+
+
+def test_a_retry_started_in_the_failed_trys_resumption_runs_execute(monkeypatch):
+    """Airflow 3.0/3.1.0 keep next_method when a resumed try fails into a retry (apache/airflow#56704):
+    the retry must not re-read the failed try's event but start from execute (and defer anew)."""
+    from airflow_provider_mwaaops import compat
+
+    monkeypatch.setattr(compat, "RETRY_MAY_RESUME_EARLIER_TRY", True)
+    operator = _deferring_operator(monkeypatch)
+    ti = FakeTaskInstance(try_number=1)
+    with pytest.raises(Deferred):
+        operator.execute({"ti": ti})
+    assert ti.xcoms[compat.DEFERRED_TRY_XCOM_KEY] == 1
+
+    ti.next_method = ti._ti_context_from_server.next_method = "execute_complete"
+    failure = {"status": "failure", "execution_arn": operator.execution_arn}
+    assert operator.resume_execution("execute_complete", {"event": failure}, {"ti": ti}) == failure
+    assert compat.task_instance_resumed(ti)
+
+    ti.try_number = 2  # the failed try's resumption point, kept for the retry
+    assert compat.resumes_earlier_try(ti)
+    assert not compat.task_instance_resumed(ti)
+    with pytest.raises(Deferred):  # execute ran: the retry waits on a fresh trigger
+        operator.resume_execution("execute_complete", {"event": failure}, {"ti": ti})
+    assert ti.xcoms[compat.DEFERRED_TRY_XCOM_KEY] == 2
+
+
+@pytest.mark.parametrize("affected_line", [True, False])
+def test_resumptions_airflow_did_not_keep_from_an_earlier_try_resume(monkeypatch, affected_line):
+    """Where Airflow clears the resumption point, or no try was recorded, a resumption is taken as is."""
+    from airflow_provider_mwaaops import compat
+
+    monkeypatch.setattr(compat, "RETRY_MAY_RESUME_EARLIER_TRY", affected_line)
+    operator = _deferring_operator(monkeypatch)
+    ti = FakeTaskInstance(try_number=3, next_method="execute_complete")  # no try recorded
+    if not affected_line:
+        ti.xcoms[compat.DEFERRED_TRY_XCOM_KEY] = 1  # would be stale, but this line never keeps one
+    event = {"status": "success", "execution_arn": operator.execution_arn}
+    assert operator.resume_execution("execute_complete", {"event": event}, {"ti": ti}) == event
+    assert compat.task_instance_resumed(ti)
