@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from airflow_provider_mwaaops.metadata.restore.errors import RestoreError
-from airflow_provider_mwaaops.metadata.restore.rules import TableRule
+from airflow_provider_mwaaops.metadata.restore.rules import Reference, TableRule
 from airflow_provider_mwaaops.metadata.restore.secrets import (
     INSERT_DEFAULTS,
     REQUIRED_FOR_INSERT,
@@ -326,14 +326,11 @@ class TableRestorer:
             value = row.get(column)
             if column not in row or value is None:
                 continue
-            mapped = self.state.id_maps[reference.table].get(value)
-            if mapped is not None:
-                row[column] = mapped
-            elif reference.table in self.state.restored_tables:
-                if value not in self.state.known_ids[reference.table]:
-                    self._clear(row, column)
-            elif not (reference.trust_target_ids and self._target_has(reference.table, value)):
+            resolved = self.resolve_reference(reference, value)
+            if resolved is None:
                 self._clear(row, column)
+            else:
+                row[column] = resolved
         for column, natural in self.rule.natural_references.items():
             if column not in row:
                 continue
@@ -352,6 +349,20 @@ class TableRestorer:
                 return False
             row[column] = found
         return True
+
+    def resolve_reference(self, reference: Reference, value: Any) -> Any:
+        """The target's id for a non-NULL reference ``value``, or ``None`` when it must be cleared.
+
+        Shared by the row path and the bulk path (which asks once per distinct value of a chunk).
+        """
+        mapped = self.state.id_maps[reference.table].get(value)
+        if mapped is not None:
+            return mapped
+        if reference.table in self.state.restored_tables:
+            return value if value in self.state.known_ids[reference.table] else None
+        if reference.trust_target_ids and self._target_has(reference.table, value):
+            return value
+        return None
 
     def _clear(self, row: dict[str, Any], column: str) -> None:
         row[column] = None
