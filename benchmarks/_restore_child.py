@@ -18,10 +18,14 @@ import time
 from types import SimpleNamespace
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _metadata_child import peak_rss_mb  # noqa: E402
+from _metadata_child import peak_rss_mb
 
 
 def ours(target_url: str, export_url: str, export_id: str, table: str) -> dict:
+    # What a restoring task has imported anyway (mwaa-dr's child imports Airflow before its timer too).
+    import airflow.utils.db  # noqa: F401
+
+    import airflow_provider_mwaaops.compat  # noqa: F401
     from airflow_provider_mwaaops.metadata.restore import RestoreOptions, restore_metadata
     from airflow_provider_mwaaops.metadata.sinks import open_sink
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,7 +71,9 @@ def _recreate(name: str, template: str) -> str:
     try:
         with conn.cursor() as cur:
             for db in (name, template):
-                cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,))
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (db,)
+                )
             cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
             cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
     finally:
@@ -93,7 +94,9 @@ def prepare_databases(scratch: Path, rows: int) -> tuple[str, str]:
 def measure(python: str, args: list[str], env: dict[str, str]) -> dict[str, Any]:
     proc = subprocess.run([python, str(CHILD), *args], env=env, capture_output=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(args[:2])} failed ({proc.returncode}):\n{proc.stderr.decode()[-4000:]}")
+        raise RuntimeError(
+            f"{' '.join(args[:2])} failed ({proc.returncode}):\n{proc.stderr.decode()[-4000:]}"
+        )
     return json.loads(proc.stdout.decode().strip().splitlines()[-1])
 
 
@@ -106,11 +109,17 @@ def backups(source: str, env: dict[str, str], mwaadr_python: str) -> None:
     start = time.perf_counter()
     run_export(DatabaseSource(source), open_sink(f"s3://{BUCKET}/ours"), export_id=EXPORT_ID, tables=TABLES)
     for table in TABLES:
-        measure(mwaadr_python, ["backup", BUCKET, "mwaadr", table], {**env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": source})
+        measure(
+            mwaadr_python,
+            ["backup", BUCKET, "mwaadr", table],
+            {**env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": source},
+        )
     print(f"backed up by both in {time.perf_counter() - start:.0f} s", flush=True)
 
 
-def restore_once(impl: str, table: str, target: str, env: dict[str, str], mwaadr_python: str) -> dict[str, Any]:
+def restore_once(
+    impl: str, table: str, target: str, env: dict[str, str], mwaadr_python: str
+) -> dict[str, Any]:
     run_sql(target, f"TRUNCATE {table} CASCADE")
     run_sql(target, f"VACUUM ANALYZE {table}")
     run_env = {**env, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": target}
@@ -141,8 +150,12 @@ def summary(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000, help="task instances, and log rows, to restore")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--rows", type=int, default=1_000_000, help="task instances, and log rows, to restore"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each measurement (medians of them)")
     parser.add_argument("--mwaadr-venv", type=Path, default=DEFAULT_MWAADR_VENV)
     parser.add_argument("--json", type=Path, help="write every figure to this file")
@@ -174,13 +187,16 @@ def main() -> int:
                     r = restore_once(impl, table, target, env, mwaadr_python)
                     restored = count(target, table)
                     if restored != expected:
-                        raise AssertionError(f"{impl} restored {restored:,} rows of {table}, expected {expected:,}")
+                        raise AssertionError(
+                            f"{impl} restored {restored:,} rows of {table}, expected {expected:,}"
+                        )
                     r.update(table=table, impl=impl, attempt=attempt, rows=expected)
                     r["rows_per_s"] = expected / r["seconds"]
                     results.append(r)
                     print(
                         f"  [{attempt + 1}/{args.repeat}] {table:<14} {expected:>9,} rows  {impl:<8} "
-                        f"{r['rows_per_s']:>9,.0f} rows/s  {r['seconds']:>6.1f} s  peak RSS {r['peak_rss_mb']:>4.0f} MB",
+                        f"{r['rows_per_s']:>9,.0f} rows/s  {r['seconds']:>6.1f} s  "
+                        f"peak RSS {r['peak_rss_mb']:>4.0f} MB",
                         flush=True,
                     )
     table = summary(results)

@@ -170,7 +170,8 @@ def test_bulk_restore_is_exact_and_idempotent(exported, chunks_taken):
     options = RestoreOptions(tables=TABLES, reactivate_dags=False)
 
     first = restore_metadata(sink, "bulk", url, options)
-    assert ("task_instance", True) in chunks_taken and ("log", True) in chunks_taken
+    assert ("task_instance", True) in chunks_taken
+    assert ("log", True) in chunks_taken
     assert first.tables["task_instance"].inserted == 40
     assert first.tables["log"].inserted == 30
     assert dump(url) == before  # every value back, ids included, duplicates included
@@ -202,3 +203,21 @@ def test_bulk_and_row_paths_decide_the_same(exported):
         again = restore_metadata(sink, "bulk", url, RestoreOptions(tables=TABLES, bulk=bulk))
         reports[bulk] = (first.as_dict()["tables"], again.as_dict()["tables"])
     assert reports[True] == reports[False]
+
+
+@pytest.mark.timeout(600)
+def test_bulk_into_a_target_with_history_of_its_own(exported, chunks_taken):
+    """Not empty: the staging table decides; the target's own rows stay, the backup's come back."""
+    url, sink, before = exported
+    own_log = "INSERT INTO log (dttm, event, extra) VALUES (timestamptz '2030-01-01 00:00:00+00', 'own', 'x')"
+    execute(url, own_log)
+    report = restore_metadata(sink, "bulk", url, RestoreOptions(tables=TABLES, reactivate_dags=False))
+    assert ("log", True) in chunks_taken
+    assert report.tables["log"].inserted == 30
+    after = dump(url)
+    assert after["task_instance"] == before["task_instance"]
+    assert len(after["log"]) == 31
+    assert set(before["log"]) <= set(after["log"])
+    again = restore_metadata(sink, "bulk", url, RestoreOptions(tables=TABLES, reactivate_dags=False))
+    assert again.changed_rows == 0
+    assert dump(url) == after

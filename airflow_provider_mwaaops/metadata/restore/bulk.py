@@ -17,13 +17,20 @@ and the row path's decisions are taken by a handful of set-based statements:
 * one ``INSERT ... SELECT ... ON CONFLICT (natural key) DO UPDATE`` writes the chunk, so the
   restore stays idempotent: a second run finds every row unchanged and writes nothing.
 
-Tables identified by a fingerprint (``log``) take the bulk path only for a chunk none of whose
-fingerprints can match a target row not yet claimed by this run (the usual fresh target); any
-other chunk goes through the row path, which matches duplicates one by one.
+A table that is empty when the restore reaches it (a freshly created environment: the drill's
+case) skips the staging table for the chunks of the first export: the row path would insert every
+row with its own id there, so COPY goes straight into the table (behind a savepoint: a chunk that
+collides anyway goes through the staging table). The second restore finds the table full and
+decides through the staging table, so it still writes nothing.
 
-Not here (the row path does them): SQLite, dry runs, secret tables (variable, connection,
-trigger), tables resolved through another table's natural key (xcom), insert-only tables (the
-small DAG tables), integer ids without a sequence.
+Tables identified by a fingerprint (``log``) take the staging path only for a chunk none of whose
+fingerprints can match a target row not yet claimed by this run; any other chunk goes through the
+row path, which matches duplicates one by one.
+
+Every statement is built from the target's reflected column names, quoted by the dialect (no
+value ever goes into SQL text: values travel by COPY). Not here (the row path does them): SQLite,
+dry runs, secret tables (variable, connection, trigger), tables resolved through another table's
+natural key (xcom), insert-only tables (the small DAG tables), integer ids without a sequence.
 """
 
 from __future__ import annotations
@@ -82,16 +89,33 @@ class BulkTableWriter:
         self.target = self.quote(restorer.table.name)
         self.stage = self.quote(f"mwaaops_stage_{restorer.table.name}")
         self._staged_columns: tuple[str, ...] | None = None
+        self._manifests = 0
+        dialect = self.connection.dialect
+        driver: Any = getattr(dialect, "loaded_dbapi", None) or dialect.dbapi
+        self._driver_error: type[Exception] = driver.Error
+        #: The table was empty when this restore reached it and the chunks come from the first
+        #: export of the chain: every row is an insert with its own id, COPY goes straight in.
+        self.direct = False
 
     # -- public -------------------------------------------------------------------------------------
+    def begin_manifest(self) -> None:
+        """Before each export's chunks: only the first export can go straight into an empty table."""
+        self._manifests += 1
+        self.direct = self._manifests == 1 and bool(
+            self._sql(f"SELECT NOT EXISTS (SELECT 1 FROM {self.target})").scalar()  # noqa: S608
+        )
+
     def process(self, batch: pa.RecordBatch) -> bool:
         restorer = self.restorer
         columns = [name for name in batch.schema.names if name in restorer.columns]
         batch = batch.select(columns)
+        if self.direct and self._process_direct(batch):
+            return True
         if restorer.fingerprint is not None and not self._fingerprints_free(batch):
             return False
         batch = self._resolve_references(batch)
-        self._copy(batch)
+        self._ensure_stage(columns)
+        self._copy(batch, self.stage)
         if restorer.fingerprint is None:
             self._count_matches(columns)
         else:
@@ -102,6 +126,31 @@ class BulkTableWriter:
         self._remember_ids(batch, fresh)
         return True
 
+    def _process_direct(self, batch: pa.RecordBatch) -> bool:
+        """COPY into the target itself: what the row path would do to an empty table (insert every
+        row, keep every id), at the speed of a plain COPY. A chunk that collides anyway (an export
+        with duplicate keys) is rolled back to its savepoint and goes through the staging table."""
+        restorer = self.restorer
+        surrogate = restorer.surrogate
+        names = batch.schema.names
+        if surrogate in names and batch.column(names.index(surrogate)).null_count:
+            return False
+        resolved = self._resolve_references(batch)
+        savepoint = self.connection.begin_nested()
+        try:
+            self._copy(resolved, self.target)
+        except sa.exc.DBAPIError as exc:
+            savepoint.rollback()
+            if getattr(getattr(exc, "orig", None), "pgcode", None) != "23505":  # unique_violation
+                raise
+            self.direct = False
+            return False
+        savepoint.commit()
+        restorer.stats.exported += batch.num_rows
+        restorer.stats.inserted += batch.num_rows
+        self._remember_ids(resolved, {})
+        return True
+
     # -- staging ------------------------------------------------------------------------------------
     def _ensure_stage(self, columns: Sequence[str]) -> None:
         if self._staged_columns == tuple(columns):
@@ -110,18 +159,17 @@ class BulkTableWriter:
         listed = ", ".join(self.quote(c) for c in columns)
         self._sql(f"DROP TABLE IF EXISTS {self.stage}")
         # The target's column types, none of its constraints; gone at the end of the session.
-        self._sql(f"CREATE TEMPORARY TABLE {self.stage} AS SELECT {listed} FROM {self.target} WITH NO DATA")
+        self._sql(f"CREATE TEMPORARY TABLE {self.stage} AS SELECT {listed} FROM {self.target} WITH NO DATA")  # noqa: S608
         self._staged_columns = tuple(columns)
 
-    def _copy(self, batch: pa.RecordBatch) -> None:
-        """The chunk as CSV (NULL unquoted-empty, empty text quoted) into the staging table."""
+    def _copy(self, batch: pa.RecordBatch, table: str) -> None:
+        """The chunk as CSV (NULL unquoted-empty, empty text quoted) into ``table``."""
         columns = batch.schema.names
-        self._ensure_stage(columns)
         buffer = io.BytesIO()
         pa_csv.write_csv(self._csv_ready(batch), buffer, _CSV)
         buffer.seek(0)
         listed = ", ".join(self.quote(c) for c in columns)
-        statement = f"COPY {self.stage} ({listed}) FROM STDIN WITH (FORMAT csv)"
+        statement = f"COPY {table} ({listed}) FROM STDIN WITH (FORMAT csv)"
         cursor = self.connection.connection.cursor()
         try:
             if hasattr(cursor, "copy_expert"):  # psycopg2
@@ -129,6 +177,8 @@ class BulkTableWriter:
             else:  # psycopg 3
                 with cursor.copy(statement) as copy:
                     copy.write(buffer.getvalue())
+        except self._driver_error as exc:  # as SQLAlchemy itself would have raised it
+            raise sa.exc.DBAPIError(statement, None, exc) from exc
         finally:
             cursor.close()
 
@@ -205,8 +255,9 @@ class BulkTableWriter:
             q = self.quote(name)
             if _is_json(restorer.columns[name].type):
                 # JSON has no equality; JSON null and SQL NULL compare equal, as in the row path.
+                null = "'null'::jsonb"
                 parts.append(
-                    f"NULLIF(s.{q}::jsonb, 'null'::jsonb) IS NOT DISTINCT FROM NULLIF(t.{q}::jsonb, 'null'::jsonb)"
+                    f"NULLIF(s.{q}::jsonb, {null}) IS NOT DISTINCT FROM NULLIF(t.{q}::jsonb, {null})"
                 )
             else:
                 parts.append(f"s.{q} IS NOT DISTINCT FROM t.{q}")
@@ -224,7 +275,7 @@ class BulkTableWriter:
         restorer = self.restorer
         same, older = self._same(columns), self._older()
         counts = self._sql(
-            f"SELECT count(*), count(*) FILTER (WHERE t.ctid IS NULL), "
+            f"SELECT count(*), count(*) FILTER (WHERE t.ctid IS NULL), "  # noqa: S608
             f"count(*) FILTER (WHERE t.ctid IS NOT NULL AND ({same})), "
             f"count(*) FILTER (WHERE t.ctid IS NOT NULL AND NOT ({same}) AND {older}) "
             f"FROM {self.stage} s LEFT JOIN {self.target} t ON {self._key_join()}"
@@ -238,7 +289,7 @@ class BulkTableWriter:
         if surrogate is not None and surrogate in columns:
             q = self.quote(surrogate)
             for source, target in self._sql(
-                f"SELECT s.{q}, t.{q} FROM {self.stage} s JOIN {self.target} t ON {self._key_join()} "
+                f"SELECT s.{q}, t.{q} FROM {self.stage} s JOIN {self.target} t ON {self._key_join()} "  # noqa: S608
                 f"WHERE s.{q} IS DISTINCT FROM t.{q}"
             ):
                 restorer._remember(self._as_source(surrogate, source), self._as_source(surrogate, target))
@@ -286,7 +337,7 @@ class BulkTableWriter:
             return {}
         q = self.quote(surrogate)
         unmatched = (
-            f"NOT EXISTS (SELECT 1 FROM {self.target} t WHERE {self._key_join()})"
+            f"NOT EXISTS (SELECT 1 FROM {self.target} t WHERE {self._key_join()})"  # noqa: S608
             if restorer.fingerprint is None
             else "TRUE"
         )
@@ -297,7 +348,7 @@ class BulkTableWriter:
         else:  # UUID ids: a collision means another row owns it; a new UUID is the only answer
             fresh = f"CAST(replace(gen_random_uuid()::text, '-', '') AS {self._type_of(surrogate)})"
         rows = self._sql(
-            f"WITH moved AS (SELECT s.ctid AS at, s.{q} AS old FROM {self.stage} s WHERE {unmatched} "
+            f"WITH moved AS (SELECT s.ctid AS at, s.{q} AS old FROM {self.stage} s WHERE {unmatched} "  # noqa: S608
             f"AND (s.{q} IS NULL OR EXISTS (SELECT 1 FROM {self.target} t WHERE t.{q} = s.{q}))) "
             f"UPDATE {self.stage} AS s SET {q} = {fresh} FROM moved WHERE s.ctid = moved.at "
             f"RETURNING moved.old, s.{q}"
@@ -320,14 +371,16 @@ class BulkTableWriter:
         selected = ", ".join(f"s.{self.quote(c)}" for c in columns)
         if restorer.fingerprint is None:
             source = (
-                f"SELECT {selected} FROM {self.stage} s LEFT JOIN {self.target} t ON {self._key_join()} "
+                f"SELECT {selected} FROM {self.stage} s LEFT JOIN {self.target} t ON {self._key_join()} "  # noqa: S608
                 f"WHERE t.ctid IS NULL OR (NOT ({self._same(columns)}) AND NOT {self._older()})"
             )
         else:
-            source = f"SELECT {selected} FROM {self.stage} s"
+            source = f"SELECT {selected} FROM {self.stage} s"  # noqa: S608
         conflict = ", ".join(self.quote(k) for k in restorer.conflict_key)
         if updates:
-            action = "DO UPDATE SET " + ", ".join(f"{self.quote(c)} = EXCLUDED.{self.quote(c)}" for c in updates)
+            action = "DO UPDATE SET " + ", ".join(
+                f"{self.quote(c)} = EXCLUDED.{self.quote(c)}" for c in updates
+            )
         else:
             action = "DO NOTHING"
         self._sql(f"INSERT INTO {self.target} ({listed}) {source} ON CONFLICT ({conflict}) {action}")

@@ -462,6 +462,8 @@ def _apply(
                 if name not in manifest.tables:
                     continue
                 chunk_rows = BULK_ROWS if bulk is not None else options.batch_rows
+                if bulk is not None:
+                    bulk.begin_manifest()
                 for path, batch in _arrow_batches(sink, manifest, name, chunk_rows):
                     with _failures_rolled_back(name, path):
                         if bulk is None or not bulk.process(batch):
