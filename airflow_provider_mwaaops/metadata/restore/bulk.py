@@ -73,6 +73,32 @@ def bulk_eligible(restorer: TableRestorer) -> bool:
     return True
 
 
+class _CsvStream:
+    """A chunk as CSV, written slice by slice while COPY reads it.
+
+    The server parses one slice while the next is written here (two processes, two cores), and
+    the CSV of a whole chunk never sits in memory at once.
+    """
+
+    SLICE_ROWS = 2048
+
+    def __init__(self, batch: pa.RecordBatch) -> None:
+        self.batch = batch
+        self.offset = 0
+
+    def read(self, _size: int = -1) -> bytes:
+        if self.offset >= self.batch.num_rows:
+            return b""
+        part = self.batch.slice(self.offset, self.SLICE_ROWS)
+        self.offset += self.SLICE_ROWS
+        sink = io.BytesIO()
+        pa_csv.write_csv(part, sink, _CSV)
+        return sink.getvalue()
+
+    def readline(self, _size: int = -1) -> bytes:  # part of the file protocol psycopg2 checks
+        return self.read()
+
+
 def _as_text(value: Any) -> Any:
     """An id back into an Arrow value: UUIDs as their text (COPY reads both spellings)."""
     return str(value) if isinstance(value, uuid.UUID) else value
@@ -165,9 +191,7 @@ class BulkTableWriter:
     def _copy(self, batch: pa.RecordBatch, table: str) -> None:
         """The chunk as CSV (NULL unquoted-empty, empty text quoted) into ``table``."""
         columns = batch.schema.names
-        buffer = io.BytesIO()
-        pa_csv.write_csv(self._csv_ready(batch), buffer, _CSV)
-        buffer.seek(0)
+        buffer = _CsvStream(self._csv_ready(batch))
         listed = ", ".join(self.quote(c) for c in columns)
         statement = f"COPY {table} ({listed}) FROM STDIN WITH (FORMAT csv)"
         cursor = self.connection.connection.cursor()
@@ -176,7 +200,8 @@ class BulkTableWriter:
                 cursor.copy_expert(statement, buffer)
             else:  # psycopg 3
                 with cursor.copy(statement) as copy:
-                    copy.write(buffer.getvalue())
+                    while data := buffer.read():
+                        copy.write(data)
         except self._driver_error as exc:  # as SQLAlchemy itself would have raised it
             raise sa.exc.DBAPIError(statement, None, exc) from exc
         finally:
@@ -198,6 +223,10 @@ class BulkTableWriter:
             if not binary_target and not pa.types.is_binary(arrays[index].type):
                 continue
             values = arrays[index].to_pylist()
+            if kind != "json" and pa.types.is_binary(arrays[index].type):  # bytes as they are
+                hexed = [None if v is None else "\\x" + v.hex() for v in values]
+                arrays[index] = pa.array(hexed, pa.string())
+                continue
             out: list[str | None] = []
             for value in values:
                 if value is None:
@@ -392,16 +421,13 @@ class BulkTableWriter:
         if surrogate is None or surrogate not in batch.schema.names:
             return
         remapped = restorer.state.id_maps[restorer.rule.name]
-        known = restorer.state.known_ids[restorer.rule.name]
         values = batch.column(batch.schema.get_field_index(surrogate)).to_pylist()
         if not restorer.integer_surrogate:
             values = [self._as_source(surrogate, v) for v in values]
-        for value in values:
-            if value is not None and value not in remapped:
-                known.add(value)
+        kept = [v for v in values if v not in remapped] if remapped else values
+        restorer.state.known_ids[restorer.rule.name].update(kept)
         if restorer.fingerprint is not None:
-            for value in values:
-                restorer.claimed.add(fresh.get(value, value))
+            restorer.claimed.update([fresh.get(v, v) for v in values] if fresh else values)
 
     def _sql(self, statement: str) -> Any:
         return self.connection.execute(sa.text(statement))
