@@ -36,6 +36,8 @@ natural key (xcom), insert-only tables (the small DAG tables), integer ids witho
 from __future__ import annotations
 
 import io
+import queue
+import threading
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -74,29 +76,53 @@ def bulk_eligible(restorer: TableRestorer) -> bool:
 
 
 class _CsvStream:
-    """A chunk as CSV, written slice by slice while COPY reads it.
+    """A chunk as CSV, written slice by slice by a thread while COPY reads it.
 
-    The server parses one slice while the next is written here (two processes, two cores), and
-    the CSV of a whole chunk never sits in memory at once.
+    pyarrow's CSV writer releases the GIL and psycopg2 releases it while sending, so the next slices
+    are written while the server parses the previous ones (two processes, two cores), and the CSV
+    of a whole chunk never sits in memory at once (at most ``AHEAD`` slices).
     """
 
     SLICE_ROWS = 2048
+    AHEAD = 8
 
     def __init__(self, batch: pa.RecordBatch) -> None:
-        self.batch = batch
-        self.offset = 0
+        self._slices: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=self.AHEAD)
+        self._done = False
+        self._writer = threading.Thread(target=self._write_all, args=(batch,), daemon=True)
+        self._writer.start()
+
+    def _write_all(self, batch: pa.RecordBatch) -> None:
+        try:
+            for offset in range(0, batch.num_rows, self.SLICE_ROWS):
+                sink = io.BytesIO()
+                pa_csv.write_csv(batch.slice(offset, self.SLICE_ROWS), sink, _CSV)
+                self._slices.put(sink.getvalue())
+            self._slices.put(b"")
+        except BaseException as exc:  # handed to the reader, which raises it in the COPY's thread
+            self._slices.put(exc)
 
     def read(self, _size: int = -1) -> bytes:
-        if self.offset >= self.batch.num_rows:
+        if self._done:
             return b""
-        part = self.batch.slice(self.offset, self.SLICE_ROWS)
-        self.offset += self.SLICE_ROWS
-        sink = io.BytesIO()
-        pa_csv.write_csv(part, sink, _CSV)
-        return sink.getvalue()
+        item = self._slices.get()
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        self._done = item == b""
+        return item
 
     def readline(self, _size: int = -1) -> bytes:  # part of the file protocol psycopg2 checks
         return self.read()
+
+    def close(self) -> None:
+        """Let a writer blocked on a full queue finish after an aborted COPY."""
+        while self._writer.is_alive():
+            try:
+                self._slices.get(timeout=0.1)
+            except queue.Empty:
+                continue
+        self._writer.join()
 
 
 def _as_text(value: Any) -> Any:
@@ -205,6 +231,7 @@ class BulkTableWriter:
         except self._driver_error as exc:  # as SQLAlchemy itself would have raised it
             raise sa.exc.DBAPIError(statement, None, exc) from exc
         finally:
+            buffer.close()
             cursor.close()
 
     def _csv_ready(self, batch: pa.RecordBatch) -> pa.RecordBatch:
