@@ -81,8 +81,8 @@ class RestoreOptions:
     target_fernet_key: str | None = None
     source_fernet_key: str | None = None
     check_revision: bool = True
-    #: PostgreSQL: COPY chunks into a staging table and decide in SQL where the result is the row
-    #: path's (see :mod:`~airflow_provider_mwaaops.metadata.restore.bulk`); ``False`` forces the row path.
+    # On PostgreSQL, COPY chunks in and decide in SQL where the result is the row path's (the
+    # module metadata/restore/bulk.py says where); False forces the row path.
     bulk: bool = True
 
 
