@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from airflow_provider_mwaaops.metadata.restore.errors import RestoreError
-from airflow_provider_mwaaops.metadata.restore.rules import TableRule
+from airflow_provider_mwaaops.metadata.restore.rules import Reference, TableRule
 from airflow_provider_mwaaops.metadata.restore.secrets import (
     INSERT_DEFAULTS,
     REQUIRED_FOR_INSERT,
@@ -89,8 +89,21 @@ class ClaimedIds:
             self._others.add(value)
 
     def update(self, values: Any) -> None:
+        values = [value for value in values if value is not None]
+        if values and all(type(value) is int for value in values) and min(values) >= 0:
+            self._update_ints(values)
+            return
         for value in values:
             self.add(value)
+
+    def _update_ints(self, values: list[int]) -> None:
+        """The bitmap set for a whole chunk at once (the bulk path adds a million ids per table)."""
+        needed = max(values) // 8 + 1
+        if needed > len(self._bits):
+            self._bits.extend(b"\0" * (needed - len(self._bits) + len(self._bits) // 2))
+        bits = self._bits
+        for value in values:
+            bits[value >> 3] |= 1 << (value & 7)
 
     def __contains__(self, value: Any) -> bool:
         if isinstance(value, int) and value >= 0:
@@ -326,14 +339,11 @@ class TableRestorer:
             value = row.get(column)
             if column not in row or value is None:
                 continue
-            mapped = self.state.id_maps[reference.table].get(value)
-            if mapped is not None:
-                row[column] = mapped
-            elif reference.table in self.state.restored_tables:
-                if value not in self.state.known_ids[reference.table]:
-                    self._clear(row, column)
-            elif not (reference.trust_target_ids and self._target_has(reference.table, value)):
+            resolved = self.resolve_reference(reference, value)
+            if resolved is None:
                 self._clear(row, column)
+            else:
+                row[column] = resolved
         for column, natural in self.rule.natural_references.items():
             if column not in row:
                 continue
@@ -352,6 +362,20 @@ class TableRestorer:
                 return False
             row[column] = found
         return True
+
+    def resolve_reference(self, reference: Reference, value: Any) -> Any:
+        """The target's id for a non-NULL reference ``value``, or ``None`` when it must be cleared.
+
+        Shared by the row path and the bulk path (which asks once per distinct value of a chunk).
+        """
+        mapped = self.state.id_maps[reference.table].get(value)
+        if mapped is not None:
+            return mapped
+        if reference.table in self.state.restored_tables:
+            return value if value in self.state.known_ids[reference.table] else None
+        if reference.trust_target_ids and self._target_has(reference.table, value):
+            return value
+        return None
 
     def _clear(self, row: dict[str, Any], column: str) -> None:
         row[column] = None

@@ -21,6 +21,7 @@ import io
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -35,6 +36,7 @@ from airflow_provider_mwaaops.metadata.manifest import (
     load_manifest,
     read_verified,
 )
+from airflow_provider_mwaaops.metadata.restore.bulk import BULK_ROWS, BulkTableWriter, bulk_eligible
 from airflow_provider_mwaaops.metadata.restore.errors import RestoreError
 from airflow_provider_mwaaops.metadata.restore.plan import (
     RestoreState,
@@ -79,6 +81,9 @@ class RestoreOptions:
     target_fernet_key: str | None = None
     source_fernet_key: str | None = None
     check_revision: bool = True
+    # On PostgreSQL, COPY chunks in and decide in SQL where the result is the row path's (the
+    # module metadata/restore/bulk.py says where); False forces the row path.
+    bulk: bool = True
 
 
 @dataclass
@@ -235,6 +240,14 @@ def verify_chain(
 def _batches(
     sink: Sink, manifest: Manifest, table: str, batch_rows: int
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    for path, batch in _arrow_batches(sink, manifest, table, batch_rows):
+        yield path, batch.to_pylist()
+
+
+def _arrow_batches(
+    sink: Sink, manifest: Manifest, table: str, batch_rows: int
+) -> Iterator[tuple[str, pa.RecordBatch]]:
+    """The exported rows of ``table`` as Arrow batches, file by file (one file in memory at a time)."""
     spec = get_table(table)
     entry = manifest.tables[table]
     real = [name for name in entry.columns if name in spec.column_index] or spec.column_names
@@ -243,9 +256,13 @@ def _batches(
             data = read_verified(sink, manifest, table, file)
         except ExportError as exc:  # changed since it was verified
             raise RestoreError(str(exc), table=table, file=file.path) from exc
-        part = pq.read_table(io.BytesIO(data), schema=spec.arrow_schema, columns=real)
-        for batch in part.to_batches(max_chunksize=batch_rows):
-            yield file.path, batch.to_pylist()
+        # Streamed row group by row group (a whole file in Arrow would double the peak memory), cast
+        # to the catalog's types as the file's own may be narrower (an older export, SQLite's ints).
+        parquet = pq.ParquetFile(io.BytesIO(data))
+        present = [name for name in real if name in parquet.schema_arrow.names]
+        wanted = pa.schema([spec.arrow_schema.field(name) for name in present])
+        for batch in parquet.iter_batches(batch_size=batch_rows, columns=present):
+            yield file.path, batch.cast(wanted) if batch.schema != wanted else batch
 
 
 # -- the target side ------------------------------------------------------------------------------------
@@ -440,22 +457,18 @@ def _apply(
                 newer_by=spec.watermark,
             )
             restorer.start(highest.get(name))
+            bulk = BulkTableWriter(restorer) if options.bulk and bulk_eligible(restorer) else None
             for manifest in manifests:
                 if name not in manifest.tables:
                     continue
-                for path, rows in _batches(sink, manifest, name, options.batch_rows):
-                    try:
-                        restorer.process(rows)
-                    except RestoreError:
-                        raise
-                    except (sa.exc.SQLAlchemyError, ValueError, TypeError, SecretKeyError) as exc:
-                        message = _first_line(exc) if isinstance(exc, sa.exc.SQLAlchemyError) else str(exc)
-                        raise RestoreError(
-                            f"restoring rows failed, rolled back: {message}",
-                            table=name,
-                            file=path,
-                            rolled_back=True,
-                        ) from exc
+                chunk_rows = BULK_ROWS if bulk is not None else options.batch_rows
+                if bulk is not None:
+                    bulk.begin_manifest()
+                for path, batch in _arrow_batches(sink, manifest, name, chunk_rows):
+                    with _failures_rolled_back(name, path):
+                        if bulk is None or not bulk.process(batch):
+                            for start in range(0, batch.num_rows, options.batch_rows):
+                                restorer.process(batch.slice(start, options.batch_rows).to_pylist())
             restorer.finish()
             state.restored_tables.add(name)
             report.tables[name] = restorer.stats
@@ -480,6 +493,20 @@ def _apply(
                 rolled_back=True,
             ) from exc
         raise
+
+
+@contextmanager
+def _failures_rolled_back(table: str, path: str) -> Iterator[None]:
+    """A failure while writing a chunk, as the RestoreError the caller reports (the caller rolls back)."""
+    try:
+        yield
+    except RestoreError:
+        raise
+    except (sa.exc.SQLAlchemyError, ValueError, TypeError, SecretKeyError, pa.ArrowException) as exc:
+        message = _first_line(exc) if isinstance(exc, sa.exc.SQLAlchemyError) else str(exc)
+        raise RestoreError(
+            f"restoring rows failed, rolled back: {message}", table=table, file=path, rolled_back=True
+        ) from exc
 
 
 def _reactivate(
