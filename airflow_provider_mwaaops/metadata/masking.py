@@ -41,6 +41,7 @@ from urllib.parse import quote
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from airflow_provider_mwaaops.metadata.airflow_options import airflow_option
 from airflow_provider_mwaaops.metadata.arrays import string_array
 from airflow_provider_mwaaops.metadata.sources.base import MetadataSource, ReadWindow
 from airflow_provider_mwaaops.metadata.tables import TableSpec, get_table
@@ -97,19 +98,16 @@ AIRFLOW_SENSITIVE_FIELDS = frozenset(
 def sensitive_fields() -> frozenset[str]:
     """Sensitive key names: the masker's defaults and ``[core] sensitive_var_conn_names``.
 
-    Read from Airflow's configuration alone: the masker itself (through ``compat``) is imported
-    only when a row names one of them, which keeps an export light (no DAG authoring modules).
+    Read from Airflow's configuration alone (without importing Airflow where it is not loaded):
+    the masker itself (through ``compat``) is imported only when a row names one of them, which
+    keeps an export light.
     """
-    from airflow.configuration import conf
-
-    configured = conf.get("core", "sensitive_var_conn_names", fallback="") or ""
+    configured = airflow_option("core", "sensitive_var_conn_names", fallback="")
     return AIRFLOW_SENSITIVE_FIELDS | {name.strip().lower() for name in configured.split(",") if name.strip()}
 
 
 def min_secret_length() -> int:
-    from airflow.configuration import conf
-
-    return conf.getint("logging", "min_length_masked_secret", fallback=DEFAULT_MIN_LENGTH)
+    return int(airflow_option("logging", "min_length_masked_secret", fallback=str(DEFAULT_MIN_LENGTH)))
 
 
 def _adaptations(secret: str) -> set[str]:
