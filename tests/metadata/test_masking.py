@@ -100,3 +100,49 @@ def test_sensitive_names_cover_the_installed_airflows() -> None:
     from airflow_provider_mwaaops.compat import secrets_masker_sensitive_fields
 
     assert secrets_masker_sensitive_fields() <= sensitive_fields()
+
+
+def _naive(values: list[str | None], secrets: list[str]) -> list[str | None]:
+    """Every secret replaced row by row in plain Python: what the group pre-scan must not change."""
+    ordered = sorted(secrets, key=lambda s: (-len(s), s))
+    out: list[str | None] = []
+    for value in values:
+        if value is not None:
+            for secret in ordered:
+                value = value.replace(secret, "***")
+        out.append(value)
+    return out
+
+
+def test_group_prescan_finds_every_row_whatever_the_layout() -> None:
+    """Secrets at group edges, split across two rows, in sliced and multi-chunk arrays, nulls."""
+    import random
+
+    rng = random.Random(7)
+    secrets = ["s3cr3t-alpha", "s3cr3t-beta-longer"]
+    values: list[str | None] = []
+    for index in range(203):  # not a multiple of the group size
+        roll = rng.random()
+        if roll < 0.1:
+            values.append(None)
+        elif roll < 0.2:
+            values.append(f"x{rng.choice(secrets)}y")
+        elif roll < 0.3:
+            values.append("s3cr3t-")  # half a secret: with the next row's text a match across rows
+        else:
+            values.append(f"row {index} " + "alpha" * rng.randint(0, 3))
+    masker = _masker(*secrets)
+    whole = pa.array(values, pa.string())
+    layouts = {
+        "one chunk": pa.chunked_array([whole]),
+        "sliced chunks": pa.chunked_array([whole.slice(0, 37), whole.slice(37, 100), whole.slice(137)]),
+        "large_string": pa.chunked_array([whole.cast(pa.large_string()).slice(5)]),
+    }
+    for name, column in layouts.items():
+        expected = _naive(column.to_pylist(), secrets)
+        masked = masker._mask_array(column, json_like=False)
+        assert masked.to_pylist() == expected, name
+    assert (
+        masker._mask_array(pa.chunked_array([pa.array(["clean"] * 40)]), json_like=False).to_pylist()
+        == ["clean"] * 40
+    )
