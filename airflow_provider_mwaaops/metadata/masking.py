@@ -283,8 +283,14 @@ def _candidates_in(chunk: pa.Array, pattern: str) -> np.ndarray:
     groups = pa.Array.from_buffers(
         group_type, len(bounds) - 1, [None, pa.py_buffer(np.ascontiguousarray(bounds)), data]
     )
-    matched = pc.match_substring_regex(groups, pattern).to_numpy(zero_copy_only=False)
+    matched = _bools(pc.match_substring_regex(groups, pattern))
     return np.repeat(matched, SCAN_GROUP_ROWS)[: len(chunk)]
+
+
+def _bools(flags: pa.BooleanArray) -> np.ndarray:
+    """A boolean array without nulls as NumPy, from its bitmap (``to_numpy`` would import pandas)."""
+    bits = np.unpackbits(np.frombuffer(flags.buffers()[1], dtype=np.uint8), bitorder="little")
+    return bits[flags.offset : flags.offset + len(flags)].astype(bool)
 
 
 def _true_only(flags: pa.ChunkedArray) -> pa.ChunkedArray:
