@@ -270,11 +270,13 @@ def capture_lines() -> None:
     """Keep every log message the triggers emit, as it would reach the task log."""
     import logging
 
-    import structlog
-
-    processors = list(structlog.get_config().get("processors") or [])
+    try:
+        import structlog
+    except ImportError:  # Airflow 2 does not use it
+        structlog = None  # type: ignore[assignment]
+    processors = list(structlog.get_config().get("processors") or []) if structlog else []
     names = [getattr(p, "__name__", "") for p in processors]
-    if "positional_arguments_formatter" in names:  # Airflow 3: triggers log through structlog
+    if structlog and "positional_arguments_formatter" in names:  # Airflow 3: triggers log through structlog
 
         def keep(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
             _CAPTURED.append(str(event.get("event", "")))
