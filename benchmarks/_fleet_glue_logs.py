@@ -341,7 +341,12 @@ def summarise(row: dict[str, Any], child: Mapping[str, Any], rundir: Path, serve
     row["calls_per_min"] = rates
     row["getjobrun_per_min"] = rates.get("GetJobRun", 0.0)
     row["logs_per_min"] = sum(rate for action, rate in rates.items() if action in LOG_ACTIONS)
-    row["other_per_min"] = sum(rates.values()) - row["getjobrun_per_min"] - row["logs_per_min"]
+    row["other_per_min"] = sum(
+        rate for action, rate in rates.items() if action != "GetJobRun" and action not in LOG_ACTIONS
+    )
+    status_polls = server["actions"].get("GetJobRun", 0)
+    log_reads = sum(count for action, count in server["actions"].items() if action in LOG_ACTIONS)
+    row["log_reads_per_poll"] = log_reads / status_polls if status_polls else None
     row["child_cpu_s"] = child.get("process_cpu_seconds")
     row["emulator_cpu_s"] = server.get("emulator_cpu_s")
     row["fleet_s"] = seconds
@@ -375,10 +380,12 @@ COLUMNS: list[tuple[str, str | tuple[str, str], str]] = [
     ("GetJobRun /min", "getjobrun_per_min", ".0f"),
     ("log reads /min", "logs_per_min", ".0f"),
     ("other calls /min", "other_per_min", ".0f"),
+    ("log reads per GetJobRun", "log_reads_per_poll", ".2f"),
     ("lag p50/p99 start-up ms", ("lag_startup_p50_ms", "lag_startup_p99_ms"), ".0f"),
     ("lag p50/p99 steady ms", ("lag_steady_p50_ms", "lag_steady_p99_ms"), ".0f"),
     ("poll every s", "poll_interval_s", ".2f"),
     ("poll gap p50/p95 s", ("poll_gap_p50_s", "poll_gap_p95_s"), ".2f"),
+    ("detect mean/p99 s", ("detect_mean_s", "detect_p99_s"), ".2f"),
     ("lines written", "lines_written", "d"),
     ("delivered once", "lines_once", "d"),
     ("repeated", "lines_repeated", "d"),
