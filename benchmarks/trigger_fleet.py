@@ -37,12 +37,20 @@ Usage::
     python benchmarks/trigger_fleet.py --quick          # N = 100 only, W = 10 s (smoke run)
     python benchmarks/trigger_fleet.py --n 1000 --impl ours shared --json results.json
     python benchmarks/trigger_fleet.py --service glue --n 1000   # Glue job runs: GetJobRun polls
+    python benchmarks/trigger_fleet.py --service glue-logs --n 200 --impl ours amazon ours-nologs --repeat 3
 
 With ``--service glue`` the fleet waits for N Glue job runs of one job (MaxConcurrentRuns N) that
 each SUCCEED W + uniform(0, D) s after their first GetJobRun: ours is
 ``airflow_provider_mwaaops.triggers.glue.GlueJobRunTrigger`` (log forwarding off), the amazon one
 ``airflow.providers.amazon.aws.triggers.glue.GlueJobCompleteTrigger(verbose=False)``. GetJobRun is
 served through moto's full request path (there is no fast path as for DescribeExecution).
+
+With ``--service glue-logs`` the runs also write ``--log-lines-per-second`` output lines (and
+``--error-lines`` error lines) while RUNNING, and the triggers forward them: ours with log
+forwarding on, the amazon one with ``verbose=True``; ``ours-nologs`` (ours, forwarding off) is the
+baseline. The table then shows the child's CPU seconds, API calls per minute per kind, loop lag,
+the status poll cadence and whether every line reached the trigger's log exactly once (see
+``_fleet_glue_logs.py``).
 """
 
 from __future__ import annotations
@@ -331,7 +339,9 @@ def table(
     def cell(row: dict[str, Any], key: str, spec: str) -> str:
         text = fmt(row.get(key), spec)
         low_high = row.get("spread", {}).get(key) if spreads else None
-        return f"{text} ({fmt(low_high[0], spec)}-{fmt(low_high[1], spec)})" if low_high else text
+        if not low_high or fmt(low_high[0], spec) == fmt(low_high[1], spec):
+            return text
+        return f"{text} ({fmt(low_high[0], spec)}-{fmt(low_high[1], spec)})"
 
     lines = [
         "| " + " | ".join(name for name, _, _ in columns) + " |",
