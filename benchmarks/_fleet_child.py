@@ -21,6 +21,7 @@ import gc
 import json
 import os
 import random
+import resource
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _fleet_emr
+import _fleet_glue_logs
 
 LAG_INTERVAL = 0.05
 
@@ -70,6 +72,8 @@ def make_glue_trigger(impl: str, run_id: str, waiter_delay: float, max_attempts:
 def make_trigger(
     impl: str, arn: str, waiter_delay: float, max_attempts: int, service: str = "stepfunctions"
 ) -> Any:
+    if service == _fleet_glue_logs.SERVICE:
+        return _fleet_glue_logs.make_trigger(impl, arn, waiter_delay, max_attempts)
     if service == "glue":
         return make_glue_trigger(impl, arn, waiter_delay, max_attempts)
     if service in _fleet_emr.SERVICES:
@@ -189,6 +193,7 @@ async def fleet(args: argparse.Namespace, arns: list[str], result: dict[str, Any
     events: dict[str, Any] = {}
     start = time.time()
     cpu_start = time.thread_time()  # the event loop's thread only (not asgiref's worker threads)
+    process_cpu_start = _process_cpu()
     triggers = [
         make_trigger(args.impl, arn, args.waiter_delay, args.max_attempts, args.service) for arn in arns
     ]
@@ -202,6 +207,7 @@ async def fleet(args: argparse.Namespace, arns: list[str], result: dict[str, Any
         await asyncio.wait(pending, timeout=10)
     result["all_events"] = time.time()
     result["loop_cpu_seconds"] = time.thread_time() - cpu_start
+    result["process_cpu_seconds"] = _process_cpu() - process_cpu_start  # user + sys, every thread
     result["rss_kb_before_shutdown"] = proc_status_kb("VmRSS")
     if SharedClientPoller._stack is not None:
         await SharedClientPoller._stack.aclose()
@@ -212,9 +218,14 @@ async def fleet(args: argparse.Namespace, arns: list[str], result: dict[str, Any
     result["timed_out"] = len(pending)
 
 
+def _process_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--impl", required=True, choices=["ours", "amazon", "shared"])
+    parser.add_argument("--impl", required=True, choices=["ours", "amazon", "shared", "ours-nologs"])
     parser.add_argument("--arn-file", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--waiter-delay", type=float, required=True)
@@ -222,7 +233,9 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=600)
     parser.add_argument("--profile", help="write a cProfile of the fleet's event loop to this file")
     parser.add_argument(
-        "--service", default="stepfunctions", choices=("stepfunctions", "glue", *_fleet_emr.SERVICES)
+        "--service",
+        default="stepfunctions",
+        choices=("stepfunctions", "glue", _fleet_glue_logs.SERVICE, *_fleet_emr.SERVICES),
     )
     args = parser.parse_args()
 
@@ -241,7 +254,7 @@ def main() -> None:
         StepFunctionsExecutionCompleteTrigger,
     )
 
-    if args.service == "glue":  # both Glue implementations too (equal baselines again)
+    if args.service in ("glue", _fleet_glue_logs.SERVICE):  # both Glue implementations (equal baselines)
         from airflow.providers.amazon.aws.triggers.glue import GlueJobCompleteTrigger  # noqa: F401
 
         from airflow_provider_mwaaops.triggers.glue import GlueJobRunTrigger  # noqa: F401
@@ -261,6 +274,8 @@ def main() -> None:
         "rss_kb_baseline": proc_status_kb("VmRSS"),
         "hwm_kb_baseline": proc_status_kb("VmHWM"),
     }
+    if args.service == _fleet_glue_logs.SERVICE:
+        _fleet_glue_logs.capture_lines()
     gc_pauses = GcPauses()
     gc.callbacks.append(gc_pauses)
     result["fleet_start"] = time.time()
@@ -277,6 +292,8 @@ def main() -> None:
     result["gc_pauses"] = gc_pauses.pauses
     result["hwm_kb_peak"] = proc_status_kb("VmHWM")
     result["rss_kb_end"] = proc_status_kb("VmRSS")
+    if args.service == _fleet_glue_logs.SERVICE:
+        _fleet_glue_logs.write_delivered(Path(args.out).with_name("delivered.txt"))
     with open(args.out, "w") as out:
         json.dump(result, out)
     print(json.dumps({"done": True}), file=channel, flush=True)

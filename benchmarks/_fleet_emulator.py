@@ -37,6 +37,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _fleet_emr
+import _fleet_glue_logs
 
 #: ``Wait.Seconds`` value that means "hold, as configured by setup" in this process.
 HOLD_SECONDS = 86_400
@@ -232,12 +233,12 @@ def _install_glue_counting() -> None:
     original = GlueResponse.get_job_run
 
     def get_job_run(self: GlueResponse) -> Any:
-        run_id = self.parameters.get("RunId")
+        run_id = self._get_param("RunId")
         now = time.time()
         with COUNTERS.lock:
             first = run_id not in COUNTERS.executions
         if first:
-            _hold_glue_run(self.glue_backend, self.parameters.get("JobName"), run_id, now)
+            _hold_glue_run(self.glue_backend, self._get_param("JobName"), run_id, now)
         result = original(self)
         run = result.result["JobRun"]
         COUNTERS.described(run_id, now, str(run["JobRunState"]), _epoch(run.get("CompletedOn")))
@@ -396,7 +397,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--moto-describe", action="store_true", help="no DescribeExecution fast path")
     parser.add_argument(
-        "--service", default="stepfunctions", choices=("stepfunctions", "glue", *_fleet_emr.SERVICES)
+        "--service",
+        default="stepfunctions",
+        choices=("stepfunctions", "glue", _fleet_glue_logs.SERVICE, *_fleet_emr.SERVICES),
     )
     args = parser.parse_args()
     _speed_up_moto()
@@ -419,6 +422,8 @@ def main() -> None:
                 answer = _setup_emr(emulator, args.service, **params)
             else:
                 answer = _setup(emulator, **params)
+        elif cmd.startswith(_fleet_glue_logs.SERVICE + "-"):
+            answer = _fleet_glue_logs.command(request, emulator, COUNTERS)
         elif cmd == "stats":
             with COUNTERS.lock:
                 answer = {

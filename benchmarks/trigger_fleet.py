@@ -37,12 +37,20 @@ Usage::
     python benchmarks/trigger_fleet.py --quick          # N = 100 only, W = 10 s (smoke run)
     python benchmarks/trigger_fleet.py --n 1000 --impl ours shared --json results.json
     python benchmarks/trigger_fleet.py --service glue --n 1000   # Glue job runs: GetJobRun polls
+    python benchmarks/trigger_fleet.py --service glue-logs --n 200 --impl ours amazon ours-nologs --repeat 3
 
 With ``--service glue`` the fleet waits for N Glue job runs of one job (MaxConcurrentRuns N) that
 each SUCCEED W + uniform(0, D) s after their first GetJobRun: ours is
 ``airflow_provider_mwaaops.triggers.glue.GlueJobRunTrigger`` (log forwarding off), the amazon one
 ``airflow.providers.amazon.aws.triggers.glue.GlueJobCompleteTrigger(verbose=False)``. GetJobRun is
 served through moto's full request path (there is no fast path as for DescribeExecution).
+
+With ``--service glue-logs`` the runs also write ``--log-lines-per-second`` output lines (and
+``--error-lines`` error lines) while RUNNING, and the triggers forward them: ours with log
+forwarding on, the amazon one with ``verbose=True``; ``ours-nologs`` (ours, forwarding off) is the
+baseline. The table then shows the child's CPU seconds, API calls per minute per kind, loop lag,
+the status poll cadence and whether every line reached the trigger's log exactly once (see
+``_fleet_glue_logs.py``).
 """
 
 from __future__ import annotations
@@ -61,9 +69,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _fleet_glue_logs
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-IMPLEMENTATIONS = ("ours", "amazon", "shared")
+IMPLEMENTATIONS = ("ours", "amazon", "shared", "ours-nologs")  # ours-nologs: glue-logs only
 
 
 # -- small helpers ----------------------------------------------------------------------------------
@@ -139,16 +150,16 @@ def run_one(emulator: Emulator, impl: str, n: int, args: argparse.Namespace, wor
     rundir = workdir / tag
     (rundir / "airflow").mkdir(parents=True)
     arn_file = rundir / "arns.txt"
-    setup = emulator.ask(
-        "setup",
-        n=n,
-        tag=tag,
-        arn_file=str(arn_file),
-        hold=args.wait_seconds,
-        spread=args.waiter_delay,
-        service=args.service,
-    )
-    if setup["n"] != n or setup["statuses"] != {"RUNNING": n}:
+    params: dict[str, Any] = {"n": n, "tag": tag, "arn_file": str(arn_file)}
+    params.update(hold=args.wait_seconds, spread=args.waiter_delay)
+    if args.service == _fleet_glue_logs.SERVICE:  # runs parked in STARTING until first polled
+        extra = {"lines_per_second": args.log_lines_per_second, "error_lines": args.error_lines}
+        setup = emulator.ask(f"{args.service}-setup", **params, **extra)
+        waiting = {"STARTING": n}
+    else:
+        setup = emulator.ask("setup", **params, service=args.service)
+        waiting = {"RUNNING": n}
+    if setup["n"] != n or setup["statuses"] != waiting:
         raise RuntimeError(f"emulator setup went wrong: {setup}")
 
     env = {
@@ -194,10 +205,16 @@ def run_one(emulator: Emulator, impl: str, n: int, args: argparse.Namespace, wor
     if child.returncode != 0:
         raise RuntimeError(f"{impl} child failed ({child.returncode}); see {rundir / 'child.log'}")
     report = emulator.ask("report")
+    if args.service == _fleet_glue_logs.SERVICE:
+        report.update(emulator.ask(f"{args.service}-report", written_file=str(rundir / "written.txt")))
     (rundir / "server.json").write_text(json.dumps(report))
+    child_result = json.loads(out_file.read_text())
+    row = summarise(child_result, report)
+    if args.service == _fleet_glue_logs.SERVICE:
+        _fleet_glue_logs.summarise(row, child_result, rundir, report)
     # The 1-minute load average when the fleet ends: on a shared machine it says how far the
     # figures of this run are from a quiet machine's.
-    return {**summarise(json.loads(out_file.read_text()), report), "load_1m": os.getloadavg()[0]}
+    return {**row, "load_1m": os.getloadavg()[0]}
 
 
 def summarise(child: dict[str, Any], server: dict[str, Any]) -> dict[str, Any]:
@@ -274,12 +291,15 @@ def summarise(child: dict[str, Any], server: dict[str, Any]) -> dict[str, Any]:
 
 
 def median_row(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One row from repeated runs: the median of every number, the first run's other values."""
-    row: dict[str, Any] = {**runs[0], "runs": len(runs)}
+    """One row from repeated runs: the median of every number (its min and max in ``spread``),
+    the first run's other values."""
+    row: dict[str, Any] = {**runs[0], "runs": len(runs), "spread": {}}
     for key, value in runs[0].items():
         if isinstance(value, int | float) and not isinstance(value, bool):
             values = [run[key] for run in runs if isinstance(run.get(key), int | float)]
             row[key] = statistics.median(values) if values else None
+            if len(values) > 1:
+                row["spread"][key] = (min(values), max(values))
     row["n"] = runs[0]["n"]
     return row
 
@@ -309,18 +329,31 @@ COLUMNS: list[tuple[str, str | tuple[str, str], str]] = [
 ]
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def table(
+    rows: list[dict[str, Any]],
+    columns: list[tuple[str, str | tuple[str, str], str]] = COLUMNS,
+    spreads: bool = False,
+) -> str:
+    """A markdown table; ``spreads``: each number as ``median (min-max)`` over the repeats."""
+
+    def cell(row: dict[str, Any], key: str, spec: str) -> str:
+        text = fmt(row.get(key), spec)
+        low_high = row.get("spread", {}).get(key) if spreads else None
+        if not low_high or fmt(low_high[0], spec) == fmt(low_high[1], spec):
+            return text
+        return f"{text} ({fmt(low_high[0], spec)}-{fmt(low_high[1], spec)})"
+
     lines = [
-        "| " + " | ".join(name for name, _, _ in COLUMNS) + " |",
-        "|" + "|".join("---" for _ in COLUMNS) + "|",
+        "| " + " | ".join(name for name, _, _ in columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
     ]
     for row in rows:
         cells = []
-        for _, key, spec in COLUMNS:
+        for _, key, spec in columns:
             if isinstance(key, tuple):
-                cells.append(" / ".join(fmt(row[k], spec) for k in key))
+                cells.append(" / ".join(cell(row, k, spec) for k in key))
             else:
-                cells.append(fmt(row[key], spec))
+                cells.append(cell(row, key, spec))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -415,10 +448,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--service",
         default="stepfunctions",
-        choices=["stepfunctions", "glue", "emr-serverless", "emr-steps"],
+        choices=["stepfunctions", "glue", _fleet_glue_logs.SERVICE, "emr-serverless", "emr-steps"],
         help="what the triggers wait for: Step Functions executions, Glue job runs (vs the amazon "
-        "provider's GlueJobCompleteTrigger, status polls only) or EMR (vs EmrServerlessStartJobTrigger / "
-        "EmrStepSensorTrigger)",
+        "provider's GlueJobCompleteTrigger, status polls only), Glue job runs that write log lines "
+        "(glue-logs: log forwarding on, vs GlueJobCompleteTrigger(verbose=True)) or EMR (vs "
+        "EmrServerlessStartJobTrigger / EmrStepSensorTrigger)",
+    )
+    parser.add_argument(
+        "--log-lines-per-second",
+        type=float,
+        default=5.0,
+        help="glue-logs: output lines each run writes per second while RUNNING",
+    )
+    parser.add_argument(
+        "--error-lines", type=int, default=3, help="glue-logs: lines each run writes to its error stream"
     )
     parser.add_argument("--python", default=sys.executable, help="interpreter for the child processes")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
@@ -431,8 +474,10 @@ def main(argv: list[str] | None = None) -> int:
         args.n = [100] if "--n" not in (argv if argv is not None else sys.argv) else args.n
         args.wait_seconds = min(args.wait_seconds, 10.0)
 
-    if args.service == "glue" and "shared" in args.impl:
+    if args.service in ("glue", _fleet_glue_logs.SERVICE) and "shared" in args.impl:
         parser.error("--impl shared is a Step Functions reference only")
+    if args.service != _fleet_glue_logs.SERVICE and "ours-nologs" in args.impl:
+        parser.error("--impl ours-nologs is a glue-logs baseline only")
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix="trigger-fleet-"))
@@ -457,7 +502,13 @@ def main(argv: list[str] | None = None) -> int:
                         f"all first polls {fmt(row['all_first_polls_s'], '.1f')} s, "
                         f"steady lag p99 {fmt(row['lag_steady_p99_ms'], '.0f')} ms, "
                         f"calls/wait {fmt(row['calls_per_wait'])}, "
-                        f"loop CPU {fmt(row['loop_cpu_ms_per_call'])} ms/call, load {row['load_1m']:.1f}",
+                        f"loop CPU {fmt(row['loop_cpu_ms_per_call'])} ms/call, load {row['load_1m']:.1f}"
+                        + (
+                            f", child CPU {fmt(row['child_cpu_s'], '.1f')} s, lines once "
+                            f"{row['lines_once']}/{row['lines_written']} (repeated {row['lines_repeated']})"
+                            if "lines_once" in row
+                            else ""
+                        ),
                         flush=True,
                     )
     finally:
@@ -474,9 +525,18 @@ def main(argv: list[str] | None = None) -> int:
         f"{os.cpu_count()} CPUs; Python {sys.version.split()[0]}; "
         f"{via}total {time.time() - began:.0f} s"
     )
-    print(table(rows))
-    for line in marginal(rows) + targets(rows):
-        print(line)
+    if args.service == _fleet_glue_logs.SERVICE:
+        print(
+            f"glue-logs: {args.log_lines_per_second:g} output lines/s and {args.error_lines} error "
+            "line(s) per run while RUNNING; cells are median (min-max) over the repeats"
+        )
+        print(table(rows, _fleet_glue_logs.COLUMNS, spreads=args.repeat > 1))
+        for line in _fleet_glue_logs.verdicts(rows, args.waiter_delay):
+            print(line)
+    else:
+        print(table(rows))
+        for line in marginal(rows) + targets(rows):
+            print(line)
     every_run = [run for group in runs.values() for run in group]
     for row in every_run:
         if row["other_events"] or row["timed_out"] or row["completed"] != row["n"]:
