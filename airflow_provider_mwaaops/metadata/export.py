@@ -283,49 +283,64 @@ def _export_table(
         secret_columns=[c for c in spec.secret_columns if c in columns],
     )
     secrets = bool(cipher) and bool(entry.secret_columns)
-    # Encoding and uploading chunk k (one file per day) runs on worker threads while the source
-    # reads chunk k+1: Parquet encoding and S3 PUTs release the GIL, and an analysis table chunk
-    # can be dozens of small files. At most one chunk is in flight, so memory stays bounded, and
-    # entries are recorded in submission order, so the manifest does not depend on timing.
-    pending: list[Future[FileEntry]] = []
+
+    def secure(chunk: pa.Table) -> pa.Table:
+        """The chunk as it may leave: catalog types, secrets masked elsewhere, secret columns
+        encrypted or blank."""
+        if chunk.schema != spec.arrow_schema:
+            chunk = chunk.cast(spec.arrow_schema)
+        if masker is not None:
+            chunk = masker.mask(spec, chunk)
+        if spec.secret_columns:
+            chunk = (
+                _encrypt_secrets(spec, chunk, cipher) if (cipher and secrets) else _blank_secrets(spec, chunk)
+            )
+        return chunk
+
+    def handle(chunk_no: int, chunk: pa.Table) -> list[FileEntry]:
+        pieces = split_partitions(spec, secure(chunk))
+        files = [
+            pool.submit(
+                _write_file, sink, plan.export_id, part_path(spec.name, chunk_no, partition), piece, partition
+            )
+            for partition, piece in pieces
+        ]
+        return [future.result() for future in files]
+
+    # Chunk k is secured (masking is Arrow compute, which releases the GIL), encoded and
+    # uploaded (one file per day, on the writer threads: Parquet encoding and S3 PUTs release
+    # the GIL too) while the source reads chunk k+1 and mostly waits for the database. At most
+    # one chunk is in flight, so memory stays bounded, and entries are recorded in chunk order,
+    # so the manifest does not depend on timing.
+    in_flight: Future[list[FileEntry]] | None = None
 
     def drain() -> None:
-        for future in pending:
-            entry.files.append(future.result())
-        pending.clear()
+        if in_flight is not None:
+            entry.files.extend(in_flight.result())
         # The chunk's buffers are free now: hand them back rather than let the allocator keep
         # them, so peak memory is a chunk or two whatever the table size.
         pa.default_memory_pool().release_unused()
 
     chunk_no, last_rows = -1, 0
-    with ThreadPoolExecutor(max_workers=WRITE_WORKERS, thread_name_prefix="mwaaops-export") as pool:
+    with (
+        ThreadPoolExecutor(max_workers=WRITE_WORKERS, thread_name_prefix="mwaaops-export") as pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="mwaaops-export-chunk") as chunks,
+    ):
         try:
             for chunk_no, chunk in enumerate(source.read(spec, window, chunk_rows, include_secrets=secrets)):
-                if chunk.schema != spec.arrow_schema:
-                    chunk = chunk.cast(spec.arrow_schema)
-                if masker is not None:
-                    chunk = masker.mask(spec, chunk)
-                if spec.secret_columns:
-                    chunk = (
-                        _encrypt_secrets(spec, chunk, cipher)
-                        if (cipher and secrets)
-                        else _blank_secrets(spec, chunk)
-                    )
-                pieces = split_partitions(spec, chunk)
                 drain()
                 if progress and chunk_no > 0:
                     progress(spec.name, chunk_no - 1, last_rows)
-                for partition, piece in pieces:
-                    path = part_path(spec.name, chunk_no, partition)
-                    pending.append(pool.submit(_write_file, sink, plan.export_id, path, piece, partition))
+                in_flight = chunks.submit(handle, chunk_no, chunk)
                 entry.rows += chunk.num_rows
                 last_rows = chunk.num_rows
             drain()
+            in_flight = None
             if progress and chunk_no >= 0:
                 progress(spec.name, chunk_no, last_rows)
         finally:
-            for future in pending:
-                future.cancel()
+            if in_flight is not None:
+                in_flight.cancel()
     if masker is not None:
         entry.masked = dict(masker.counts.get(spec.name, {}))
     return entry
