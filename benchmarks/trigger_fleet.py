@@ -424,7 +424,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, raw data)")
     parser.add_argument(
-        "--profile", type=Path, help="cProfile each child's event loop into this directory (slows it down)"
+        "--profile",
+        type=Path,
+        help="cProfile each child's event loop and the emulator's request handling (per run) into this "
+        "directory (slows both down)",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -440,7 +443,11 @@ def main(argv: list[str] | None = None) -> int:
     emulator = Emulator(
         args.python,
         workdir,
-        [*(["--moto-describe"] if args.moto_describe else []), f"--service={args.service}"],
+        [
+            *(["--moto-describe"] if args.moto_describe else []),
+            *([f"--profile-dir={args.profile}"] if args.profile else []),
+            f"--service={args.service}",
+        ],
     )
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     began = time.time()
