@@ -41,8 +41,8 @@ Usage::
 With ``--service glue`` the fleet waits for N Glue job runs of one job (MaxConcurrentRuns N) that
 each SUCCEED W + uniform(0, D) s after their first GetJobRun: ours is
 ``airflow_provider_mwaaops.triggers.glue.GlueJobRunTrigger`` (log forwarding off), the amazon one
-``airflow.providers.amazon.aws.triggers.glue.GlueJobCompleteTrigger(verbose=False)``. GetJobRun is
-served through moto's full request path (there is no fast path as for DescribeExecution).
+``airflow.providers.amazon.aws.triggers.glue.GlueJobCompleteTrigger(verbose=False)``. GetJobRun has
+a fast path as DescribeExecution has (``--moto-describe`` turns both off).
 """
 
 from __future__ import annotations
@@ -410,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--moto-describe",
         action="store_true",
-        help="serve DescribeExecution through moto's full request path (about 2x slower; see README)",
+        help="serve the status reads (DescribeExecution, GetJobRun, ...) through moto's full request path "
+        "(slower; see README)",
     )
     parser.add_argument(
         "--service",
