@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 
 SERVICES = ("emr-serverless", "emr-steps")
@@ -284,6 +285,34 @@ def _step_answer(step: Any) -> dict[str, Any]:
     }
 
 
+#: moto's JobRun attribute of each GetJobRun ``jobRun`` member (filled from botocore's model).
+_JOB_RUN_MEMBERS: list[tuple[str, str]] = []
+_JOB_RUN_ALIASES = {"jobRunId": "id", "executionRole": "execution_role_arn"}
+
+
+def _job_run_answer(run: Any) -> dict[str, Any]:
+    """The ``jobRun`` moto's serializer sends for ``run``: every member of the API's JobRun
+    structure that the run has (None left out), timestamps as moto writes them (epoch seconds
+    truncated to milliseconds)."""
+    from moto.core.serialize import TimestampSerializer
+
+    if not _JOB_RUN_MEMBERS:
+        import botocore.session
+        from botocore import xform_name
+
+        model = botocore.session.get_session().get_service_model("emr-serverless")
+        shape = model.operation_model("GetJobRun").output_shape.members["jobRun"]
+        _JOB_RUN_MEMBERS[:] = [(name, _JOB_RUN_ALIASES.get(name, xform_name(name))) for name in shape.members]
+    answer = {}
+    for member, attribute in _JOB_RUN_MEMBERS:
+        value = getattr(run, attribute, None)
+        if value is not None:
+            answer[member] = (
+                TimestampSerializer._timestamp_unixtimestamp(value) if isinstance(value, datetime) else value
+            )
+    return answer
+
+
 def fast_answer(environ: dict[str, Any], start_response: Any, target: str) -> list[bytes] | None:
     """GetJobRun, ListSteps (by StepIds) and DescribeStep straight from moto's backends (with our
     emulator extensions' state), the way ``_fleet_emulator`` answers DescribeExecution: the
@@ -301,21 +330,7 @@ def fast_answer(environ: dict[str, Any], start_response: Any, target: str) -> li
             run = backend.get_job_run(parts[1], parts[3])
         except Exception:
             return None
-        answer = {
-            "applicationId": run.application_id,
-            "jobRunId": run.id,
-            "name": run.name,
-            "arn": run.arn,
-            "createdBy": run.created_by,
-            "createdAt": _epoch(run.created_at),
-            "updatedAt": _epoch(run.updated_at),
-            "executionRole": run.execution_role_arn,
-            "state": run.state,
-            "stateDetails": run.state_details or "",
-            "releaseLabel": run.release_label,
-            "jobDriver": run.job_driver,
-        }
-        return _reply(start_response, {"jobRun": answer}, "application/json")
+        return _reply(start_response, {"jobRun": _job_run_answer(run)}, "application/json")
     if target not in ("ListSteps", "DescribeStep"):
         return None
     length = int(environ.get("CONTENT_LENGTH") or 0)

@@ -42,8 +42,8 @@ Usage::
 With ``--service glue`` the fleet waits for N Glue job runs of one job (MaxConcurrentRuns N) that
 each SUCCEED W + uniform(0, D) s after their first GetJobRun: ours is
 ``airflow_provider_mwaaops.triggers.glue.GlueJobRunTrigger`` (log forwarding off), the amazon one
-``airflow.providers.amazon.aws.triggers.glue.GlueJobCompleteTrigger(verbose=False)``. GetJobRun is
-served through moto's full request path (there is no fast path as for DescribeExecution).
+``airflow.providers.amazon.aws.triggers.glue.GlueJobCompleteTrigger(verbose=False)``. GetJobRun has
+a fast path as DescribeExecution has (``--moto-describe`` turns both off).
 
 With ``--service glue-logs`` the runs also write ``--log-lines-per-second`` output lines (and
 ``--error-lines`` error lines) while RUNNING, and the triggers forward them: ours with log
@@ -443,7 +443,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--moto-describe",
         action="store_true",
-        help="serve DescribeExecution through moto's full request path (about 2x slower; see README)",
+        help="serve the status reads (DescribeExecution, GetJobRun, ...) through moto's full request path "
+        "(slower; see README)",
     )
     parser.add_argument(
         "--service",
@@ -467,7 +468,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work directory (logs, raw data)")
     parser.add_argument(
-        "--profile", type=Path, help="cProfile each child's event loop into this directory (slows it down)"
+        "--profile",
+        type=Path,
+        help="cProfile each child's event loop and the emulator's request handling (per run) into this "
+        "directory (slows both down)",
     )
     args = parser.parse_args(argv)
     if args.quick:
@@ -485,7 +489,11 @@ def main(argv: list[str] | None = None) -> int:
     emulator = Emulator(
         args.python,
         workdir,
-        [*(["--moto-describe"] if args.moto_describe else []), f"--service={args.service}"],
+        [
+            *(["--moto-describe"] if args.moto_describe else []),
+            *([f"--profile-dir={args.profile}"] if args.profile else []),
+            f"--service={args.service}",
+        ],
     )
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
     began = time.time()

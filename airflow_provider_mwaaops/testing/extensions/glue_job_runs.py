@@ -280,8 +280,19 @@ def _slot_free_at(job: FakeJob, run: Any, now: datetime) -> datetime | None:
     return None
 
 
+#: FakeJob attribute: False once a settle found no WAITING run left; new_run sets it when it queues one.
+_MAY_HAVE_WAITING = "_mwaaops_may_have_waiting"
+
+
 def settle_job(job: FakeJob, now: datetime) -> bool:
-    """Start the job's WAITING runs whose slot has freed by ``now``, first come first served."""
+    """Start the job's WAITING runs whose slot has freed by ``now``, first come first served.
+
+    Every read of the backend settles every job, so a job whose runs are all started skips the
+    walk over its runs: with a thousand runs held, that walk was a quarter of the emulator's CPU
+    per GetJobRun. Only :func:`new_run` makes WAITING runs and it marks the job.
+    """
+    if not job.__dict__.get(_MAY_HAVE_WAITING, True):
+        return False
     changed = False
     for run in job.job_runs:
         life = life_of(run)
@@ -292,6 +303,8 @@ def settle_job(job: FakeJob, now: datetime) -> bool:
             break
         life.started_at = started
         changed = True
+    else:  # no WAITING run is left (each one just started, or there was none)
+        job.__dict__[_MAY_HAVE_WAITING] = False
     return changed
 
 
@@ -389,6 +402,8 @@ def new_run(
         forced=forced,
     )
     job.job_runs.append(run)
+    if run._mwaaops_life.started_at is None and forced is None:  # type: ignore[attr-defined]
+        job.__dict__[_MAY_HAVE_WAITING] = True
     return run
 
 
