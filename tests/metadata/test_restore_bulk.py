@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from airflow_provider_mwaaops.metadata.export import run_export
-from airflow_provider_mwaaops.metadata.restore import RestoreOptions, restore_metadata
+from airflow_provider_mwaaops.metadata.restore import RestoreOptions, pgbinary, restore_metadata
 from airflow_provider_mwaaops.metadata.restore import bulk as bulk_module
 from airflow_provider_mwaaops.metadata.sinks import open_sink
 from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource
@@ -164,14 +164,31 @@ def chunks_taken(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
     return seen
 
 
+@pytest.fixture(params=["binary", "csv"])
+def copy_format(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[int]]:
+    """COPY in binary (the default) or forced CSV; the list collects the rows encoded as binary."""
+    monkeypatch.setattr(bulk_module.BulkTableWriter, "binary", request.param == "binary")
+    encoded: list[int] = []
+    original = pgbinary.encode_rows
+
+    def spy(batch: Any, pg_types: Any) -> bytes:
+        encoded.append(batch.num_rows)
+        return original(batch, pg_types)
+
+    monkeypatch.setattr(pgbinary, "encode_rows", spy)
+    return request.param, encoded
+
+
 @pytest.mark.timeout(600)
-def test_bulk_restore_is_exact_and_idempotent(exported, chunks_taken):
+def test_bulk_restore_is_exact_and_idempotent(exported, chunks_taken, copy_format):
     url, sink, before = exported
     options = RestoreOptions(tables=TABLES, reactivate_dags=False)
 
     first = restore_metadata(sink, "bulk", url, options)
     assert ("task_instance", True) in chunks_taken
     assert ("log", True) in chunks_taken
+    fmt, encoded = copy_format
+    assert (sum(encoded) >= 70) if fmt == "binary" else not encoded  # 40 task instances + 30 logs
     assert first.tables["task_instance"].inserted == 40
     assert first.tables["log"].inserted == 30
     assert dump(url) == before  # every value back, ids included, duplicates included
