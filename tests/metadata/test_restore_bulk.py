@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pickle
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -238,3 +239,22 @@ def test_bulk_into_a_target_with_history_of_its_own(exported, chunks_taken):
     again = restore_metadata(sink, "bulk", url, RestoreOptions(tables=TABLES, reactivate_dags=False))
     assert again.changed_rows == 0
     assert dump(url) == after
+
+
+@pytest.mark.timeout(600)
+def test_each_export_file_is_read_once_and_restored_from_the_verified_bytes(exported, monkeypatch):
+    """Verification keeps the bytes it checked; the restore reads those, not the export again."""
+    url, sink, before = exported
+    reads: Counter[str] = Counter()
+    original = sink.read_bytes
+
+    def counting(path: str) -> bytes:
+        reads[path] += 1
+        return original(path)
+
+    monkeypatch.setattr(sink, "read_bytes", counting)
+    restore_metadata(sink, "bulk", url, RestoreOptions(tables=TABLES, reactivate_dags=False))
+    parquet = {path: count for path, count in reads.items() if path.endswith(".parquet")}
+    assert parquet
+    assert set(parquet.values()) == {1}, parquet
+    assert dump(url) == before

@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
@@ -326,25 +327,28 @@ class BulkTableWriter:
 
     # -- references -----------------------------------------------------------------------------------
     def _resolve_references(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Each reference column's distinct values resolved once; the column is rebuilt (with Arrow
+        kernels, no Python value per row) only when some value changes."""
         restorer = self.restorer
         for column, reference in restorer.rule.references.items():
             if column not in batch.schema.names:
                 continue
             index = batch.schema.get_field_index(column)
-            values = batch.column(index).to_pylist()
-            resolved = {
-                v: _as_text(restorer.resolve_reference(reference, self._as_source(column, v)))
-                for v in set(values)
-                if v is not None
-            }
-            if all(resolved[v] == v for v in resolved):
+            values = batch.column(index)
+            if values.null_count == len(values):
                 continue
-            new_values = [None if v is None else resolved[v] for v in values]
-            cleared = sum(1 for v in values if v is not None and resolved[v] is None)
+            distinct = pc.unique(values.drop_null()).to_pylist()
+            resolved = [
+                _as_text(restorer.resolve_reference(reference, self._as_source(column, v))) for v in distinct
+            ]
+            if resolved == distinct:
+                continue
+            positions = pc.index_in(values, value_set=pa.array(distinct, values.type))
+            array = pa.array(resolved, values.type).take(positions)
+            cleared = array.null_count - values.null_count
             if cleared:
                 counts = restorer.stats.references_cleared
                 counts[column] = counts.get(column, 0) + cleared
-            array = pa.array(new_values, batch.schema.field(index).type)
             batch = batch.set_column(index, batch.schema.field(index), array)
         return batch
 
@@ -429,8 +433,6 @@ class BulkTableWriter:
         non_null = values.drop_null() if hasattr(values, "drop_null") else values.filter(values.is_valid())
         if len(non_null):
             # The range first: one index range scan, and a fresh target answers "nothing" at once.
-            import pyarrow.compute as pc
-
             bounds = pc.min_max(non_null).as_py()
             conditions.append(column.between(bounds["min"], bounds["max"]))
         if values.null_count:
