@@ -11,6 +11,8 @@ Skips without a PostgreSQL server, fails instead under MWAAOPS_REQUIRE_POSTGRES=
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -257,4 +259,24 @@ def test_each_export_file_is_read_once_and_restored_from_the_verified_bytes(expo
     parquet = {path: count for path, count in reads.items() if path.endswith(".parquet")}
     assert parquet
     assert set(parquet.values()) == {1}, parquet
+    assert dump(url) == before
+
+
+@pytest.mark.timeout(600)
+def test_a_bulk_restore_never_imports_pandas(exported):
+    """pyarrow imports pandas (~1 s, ~40 MB) for pa.array/pa.scalar of Python values or to_numpy;
+    the bulk path and the binary encoder build their arrays from buffers instead."""
+    url, sink, before = exported
+    code = (
+        "import sys\n"
+        "from airflow_provider_mwaaops.metadata.restore import RestoreOptions, restore_metadata\n"
+        "from airflow_provider_mwaaops.metadata.sinks import open_sink\n"
+        f"r = restore_metadata(open_sink({sink.url!r}), 'bulk', {url!r},"
+        f" RestoreOptions(tables={TABLES!r}, reactivate_dags=False, check_revision=False))\n"
+        "assert r.tables['task_instance'].inserted == 40, r.summary()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
     assert dump(url) == before

@@ -48,6 +48,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
+from airflow_provider_mwaaops.metadata.arrays import int_array, string_array
 from airflow_provider_mwaaops.metadata.restore import pgbinary
 from airflow_provider_mwaaops.metadata.restore.plan import TableRestorer
 from airflow_provider_mwaaops.metadata.restore.secrets import INSERT_DEFAULTS, REQUIRED_FOR_INSERT
@@ -150,6 +151,15 @@ def _csv_rows(batch: pa.RecordBatch) -> bytes:
     sink = io.BytesIO()
     pa_csv.write_csv(batch, sink, _CSV)
     return sink.getvalue()
+
+
+def _python_array(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
+    """Resolved ids back into Arrow, from buffers for the usual types (``pa.array`` imports pandas)."""
+    if pa.types.is_int64(arrow_type):
+        return int_array(values)
+    if pa.types.is_string(arrow_type):
+        return string_array(values)
+    return pa.array(values, arrow_type)
 
 
 def _as_text(value: Any) -> Any:
@@ -337,14 +347,15 @@ class BulkTableWriter:
             values = batch.column(index)
             if values.null_count == len(values):
                 continue
-            distinct = pc.unique(values.drop_null()).to_pylist()
+            unique = pc.unique(values.drop_null())
+            distinct = unique.to_pylist()
             resolved = [
                 _as_text(restorer.resolve_reference(reference, self._as_source(column, v))) for v in distinct
             ]
             if resolved == distinct:
                 continue
-            positions = pc.index_in(values, value_set=pa.array(distinct, values.type))
-            array = pa.array(resolved, values.type).take(positions)
+            positions = pc.index_in(values, value_set=unique)
+            array = _python_array(resolved, values.type).take(positions)
             cleared = array.null_count - values.null_count
             if cleared:
                 counts = restorer.stats.references_cleared

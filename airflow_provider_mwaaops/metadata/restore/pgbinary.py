@@ -80,7 +80,10 @@ def encode_rows(batch: pa.RecordBatch, pg_types: Sequence[str]) -> bytes:
     Raises ``ValueError`` for a value the column cannot hold (an integer out of range, a malformed
     UUID): the same rows as CSV would make the server refuse them too.
     """
-    parts: list[pa.Array | pa.Scalar] = [pa.scalar(struct.pack(">h", batch.num_columns), pa.binary())]
+    count = batch.num_rows
+    if not count:
+        return b""
+    parts = [_fixed_width(np.full(count, batch.num_columns, dtype=">i2"), 2)]
     for name, array, pg_type in zip(batch.schema.names, batch.columns, pg_types, strict=True):
         encoder = _encoder_for(array.type, pg_type)
         if encoder is None:
@@ -89,35 +92,63 @@ def encode_rows(batch: pa.RecordBatch, pg_types: Sequence[str]) -> bytes:
             values = encoder(array, pg_type)
         except ValueError as exc:
             raise ValueError(f"column {name}: {exc}") from exc
-        lengths = pc.fill_null(pc.binary_length(values), -1)
-        parts += [_fixed_width(lengths.to_numpy().astype(">i4"), 4), values]
-    if not batch.num_rows:
-        return b""
-    rows = pc.binary_join_element_wise(*parts, b"", null_handling="skip")
+        lengths = np.diff(_offsets(values))
+        if values.null_count:
+            lengths[~_valid(values)] = -1
+        parts += [_fixed_width(lengths.astype(">i4"), 4), values]
+    rows = pc.binary_join_element_wise(*parts, _empty(count), null_handling="skip")
     offsets = _offsets(rows)
     return rows.buffers()[2][int(offsets[0]) : int(offsets[-1])].to_pybytes()
 
 
+# -- Arrow <-> numpy through buffers: pa.scalar, fill_null(<Python value>) and to_numpy() would
+# -- make pyarrow import pandas (~1 s and ~40 MB, see metadata/arrays.py) -----------------------------
 def _offsets(array: pa.Array) -> np.ndarray:
     """The value offsets of a binary array (int32), as its own slice sees them."""
     start = array.offset
     return np.frombuffer(array.buffers()[1], dtype=np.int32)[start : start + len(array) + 1]
 
 
-# -- one column's values in their binary form (NULL stays NULL) ------------------------------------------
-def _fixed_width(values: np.ndarray, width: int, valid: pa.Array | None = None) -> pa.Array:
+def _bits(buffer: pa.Buffer, offset: int, count: int) -> np.ndarray:
+    bits = np.unpackbits(np.frombuffer(buffer, dtype=np.uint8), bitorder="little")
+    return bits[offset : offset + count].astype(bool)
+
+
+def _valid(array: pa.Array) -> np.ndarray:
+    """True where ``array`` holds a value."""
+    if not array.null_count:
+        return np.ones(len(array), dtype=bool)
+    return _bits(array.buffers()[0], array.offset, len(array))
+
+
+def _primitive(array: pa.Array, dtype: str) -> np.ndarray:
+    """The values buffer of a fixed-width array as numpy (what NULL slots hold is never used)."""
+    start = array.offset
+    return np.frombuffer(array.buffers()[1], dtype=dtype)[start : start + len(array)]
+
+
+def _fixed_width(values: np.ndarray, width: int, valid: np.ndarray | None = None) -> pa.Array:
     """A binary array of ``width``-byte values from a numpy array already in big-endian form."""
     count = len(values)
     data = np.ascontiguousarray(values).view(np.uint8)
     offsets = np.arange(0, (count + 1) * width, width, dtype=np.int32)
-    out = pa.Array.from_buffers(pa.binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
-    if valid is not None:
-        out = pc.if_else(valid, out, pa.scalar(None, pa.binary()))
-    return out
+    validity, nulls = None, 0
+    if valid is not None and not valid.all():
+        validity = pa.py_buffer(np.packbits(valid, bitorder="little"))
+        nulls = int(count - valid.sum())
+    buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
+    return pa.Array.from_buffers(pa.binary(), count, buffers, null_count=nulls)
 
 
-def _validity(array: pa.Array) -> pa.Array | None:
-    return array.is_valid() if array.null_count else None
+def _empty(count: int) -> pa.Array:
+    """``count`` empty binary values (the join's separator)."""
+    offsets = np.zeros(count + 1, dtype=np.int32)
+    return pa.Array.from_buffers(pa.binary(), count, [None, pa.py_buffer(offsets), pa.py_buffer(b"")])
+
+
+# -- one column's values in their binary form (NULL stays NULL) ------------------------------------------
+def _validity(array: pa.Array) -> np.ndarray | None:
+    return _valid(array) if array.null_count else None
 
 
 def _integers(array: pa.Array, pg_type: str) -> pa.Array:
@@ -126,12 +157,12 @@ def _integers(array: pa.Array, pg_type: str) -> pa.Array:
         bounds = pc.min_max(array).as_py()
         if bounds["min"] < low or bounds["max"] > high:
             raise ValueError(f"value out of range for {pg_type} ({bounds['min']}..{bounds['max']})")
-    values = pc.fill_null(array.cast(pa.int64()), 0).to_numpy()
+    values = _primitive(array.cast(pa.int64()), "<i8")
     return _fixed_width(values.astype(f">i{width}"), width, _validity(array))
 
 
 def _floats(array: pa.Array, pg_type: str) -> pa.Array:
-    values = pc.fill_null(array.cast(pa.float64()), 0.0).to_numpy()
+    values = _primitive(array.cast(pa.float64()), "<f8")
     dtype = _FLOATS[pg_type]
     return _fixed_width(values.astype(dtype), np.dtype(dtype).itemsize, _validity(array))
 
@@ -141,12 +172,12 @@ def _timestamps(array: pa.Array, _pg_type: str) -> pa.Array:
     time (what CSV's ``...Z`` text gave it: Airflow keeps naive times in UTC)."""
     if array.type.unit != "us":
         array = array.cast(pa.timestamp("us", tz=array.type.tz))
-    micros = pc.fill_null(array.cast(pa.int64()), 0).to_numpy() - _PG_EPOCH_US
+    micros = _primitive(array.cast(pa.int64()), "<i8") - _PG_EPOCH_US
     return _fixed_width(micros.astype(">i8"), 8, _validity(array))
 
 
 def _booleans(array: pa.Array, _pg_type: str) -> pa.Array:
-    values = pc.fill_null(array, False).to_numpy(zero_copy_only=False).astype(np.uint8)
+    values = _bits(array.buffers()[1], array.offset, len(array)).astype(np.uint8)
     return _fixed_width(values, 1, _validity(array))
 
 
@@ -157,8 +188,9 @@ def _texts(array: pa.Array, _pg_type: str) -> pa.Array:
 
 def _jsonb(array: pa.Array, _pg_type: str) -> pa.Array:
     """jsonb's binary form is a version byte (1) and the JSON text."""
-    version = pa.scalar(b"\x01", pa.binary())
-    return pc.binary_join_element_wise(version, array.cast(pa.binary()), b"", null_handling="emit_null")
+    version = _fixed_width(np.ones(len(array), dtype=np.uint8), 1)
+    text = array.cast(pa.binary())
+    return pc.binary_join_element_wise(version, text, _empty(len(array)), null_handling="emit_null")
 
 
 _HEX = np.full(256, 255, dtype=np.uint8)
@@ -169,13 +201,16 @@ for _digit, _char in enumerate(b"0123456789abcdef"):
 
 def _uuids(array: pa.Array, _pg_type: str) -> pa.Array:
     """The 16 bytes of each UUID from its text (dashed or not, either case)."""
-    digits = pc.fill_null(pc.replace_substring(array, "-", ""), "0" * 32).cast(pa.binary())
-    if len(digits) and pc.min_max(pc.binary_length(digits)).as_py() != {"min": 32, "max": 32}:
-        raise ValueError("malformed UUID text")
+    digits = pc.replace_substring(array, "-", "").cast(pa.binary())
+    valid = _valid(digits)
     offsets = _offsets(digits)
-    text = np.frombuffer(digits.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]].reshape(-1, 32)
-    nibbles = _HEX[text]
+    starts, lengths = offsets[:-1][valid], np.diff(offsets)[valid]
+    if (lengths != 32).any():
+        raise ValueError("malformed UUID text")
+    data = np.frombuffer(digits.buffers()[2], dtype=np.uint8) if len(starts) else np.zeros(0, np.uint8)
+    nibbles = _HEX[data[starts[:, None] + np.arange(32)]] if len(starts) else np.zeros((0, 32), np.uint8)
     if (nibbles == 255).any():
         raise ValueError("malformed UUID text")
-    packed = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
+    packed = np.zeros((len(array), 16), dtype=np.uint8)
+    packed[valid] = (nibbles[:, 0::2] << 4) | nibbles[:, 1::2]
     return _fixed_width(packed, 16, _validity(array))
