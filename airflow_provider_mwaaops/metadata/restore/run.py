@@ -20,13 +20,15 @@ from __future__ import annotations
 import io
 import logging
 import os
+import queue
 import re
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -56,6 +58,7 @@ from airflow_provider_mwaaops.metadata.sinks.base import Sink
 from airflow_provider_mwaaops.metadata.tables import get_table
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -295,7 +298,7 @@ def _batches(
 
 def _arrow_batches(
     sink: Sink, manifest: Manifest, table: str, batch_rows: int, verified: VerifiedFiles | None = None
-) -> Iterator[tuple[str, pa.RecordBatch]]:
+) -> Generator[tuple[str, pa.RecordBatch], None, None]:
     """The exported rows of ``table`` as Arrow batches, file by file (one file open at a time)."""
     spec = get_table(table)
     entry = manifest.tables[table]
@@ -315,6 +318,53 @@ def _arrow_batches(
         wanted = pa.schema([spec.arrow_schema.field(name) for name in present])
         for batch in parquet.iter_batches(batch_size=batch_rows, columns=present):
             yield file.path, batch.cast(wanted) if batch.schema != wanted else batch
+
+
+_END = object()
+
+
+def _read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
+    """``items``, each produced by a thread while the consumer still works on the previous one.
+
+    Why: the bulk path waits on the server's COPY of a chunk (its foreign-key checks run at the
+    end of the statement); reading and decoding the next chunk's Parquet meanwhile (pyarrow
+    releases the GIL) keeps the server from idling between chunks. One item ahead: memory grows
+    by one chunk. An error while producing is raised to the consumer at that item.
+    """
+    slots: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_END, None))
+        except BaseException as exc:  # handed to the consumer, raised in its thread
+            put((None, exc))
+
+    thread = threading.Thread(target=produce, name="mwaaops-restore-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 # -- the target side ------------------------------------------------------------------------------------
@@ -556,11 +606,14 @@ def _apply(
                 chunk_rows = BULK_ROWS if bulk is not None else options.batch_rows
                 if bulk is not None:
                     bulk.begin_manifest()
-                for path, batch in _arrow_batches(sink, manifest, name, chunk_rows, verified):
-                    with _failures_rolled_back(name, path):
-                        if bulk is None or not bulk.process(batch):
-                            for start in range(0, batch.num_rows, options.batch_rows):
-                                restorer.process(batch.slice(start, options.batch_rows).to_pylist())
+                batches = _arrow_batches(sink, manifest, name, chunk_rows, verified)
+                with closing(_read_ahead(batches) if bulk is not None else batches) as chunks:
+                    for path, batch in chunks:
+                        with _failures_rolled_back(name, path):
+                            if bulk is None or not bulk.process(batch):
+                                for start in range(0, batch.num_rows, options.batch_rows):
+                                    rows = batch.slice(start, options.batch_rows).to_pylist()
+                                    restorer.process(rows)
             restorer.finish()
             state.restored_tables.add(name)
             report.tables[name] = restorer.stats
