@@ -3,8 +3,9 @@
 Why: the row path (:mod:`.plan`) turns every value into a Python object, asks the target about
 each batch and writes with ``executemany``; that costs ~500 us a row, 20x slower than mwaa-dr's
 plain ``COPY`` (see ``benchmarks/metadata_restore.py``). Here a chunk of the export goes from
-Arrow straight to CSV (pyarrow's C++ writer), into a temporary table by ``COPY ... FROM STDIN``,
-and the row path's decisions are taken by a handful of set-based statements:
+Arrow straight into ``COPY ... FROM STDIN`` in PostgreSQL's binary format (:mod:`.pgbinary`; CSV
+from pyarrow's C++ writer for a chunk with a column the encoder has no certain binary form for),
+into a temporary table, and the row path's decisions are taken by a handful of set-based statements:
 
 * references to other tables' ids are resolved once per **distinct** value, with the row path's
   own rule (:meth:`.TableRestorer.resolve_reference`);
