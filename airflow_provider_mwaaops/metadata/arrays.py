@@ -40,3 +40,17 @@ def string_array(values: list[str | None]) -> pa.Array:
     validity = pa.py_buffer(bytes(bits)) if nulls else None
     buffers = [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
     return pa.Array.from_buffers(pa.string(), len(values), buffers, null_count=nulls)
+
+
+def int_array(values: list[int | None]) -> pa.Array:
+    """``int`` values and nulls as an ``int64`` array, built from buffers (no pandas import)."""
+    data = array.array("q", [0 if v is None else v for v in values])
+    bits = bytearray((len(values) + 7) // 8)
+    nulls = 0
+    for i, value in enumerate(values):
+        if value is None:
+            nulls += 1
+        else:
+            bits[i >> 3] |= 1 << (i & 7)
+    validity = pa.py_buffer(bytes(bits)) if nulls else None
+    return pa.Array.from_buffers(pa.int64(), len(values), [validity, pa.py_buffer(data)], null_count=nulls)

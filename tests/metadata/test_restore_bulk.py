@@ -11,7 +11,10 @@ Skips without a PostgreSQL server, fails instead under MWAAOPS_REQUIRE_POSTGRES=
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +22,7 @@ import pytest
 import sqlalchemy as sa
 
 from airflow_provider_mwaaops.metadata.export import run_export
-from airflow_provider_mwaaops.metadata.restore import RestoreOptions, restore_metadata
+from airflow_provider_mwaaops.metadata.restore import RestoreOptions, pgbinary, restore_metadata
 from airflow_provider_mwaaops.metadata.restore import bulk as bulk_module
 from airflow_provider_mwaaops.metadata.sinks import open_sink
 from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource
@@ -164,14 +167,31 @@ def chunks_taken(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
     return seen
 
 
+@pytest.fixture(params=["binary", "csv"])
+def copy_format(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[int]]:
+    """COPY in binary (the default) or forced CSV; the list collects the rows encoded as binary."""
+    monkeypatch.setattr(bulk_module.BulkTableWriter, "binary", request.param == "binary")
+    encoded: list[int] = []
+    original = pgbinary.encode_rows
+
+    def spy(batch: Any, pg_types: Any) -> bytes:
+        encoded.append(batch.num_rows)
+        return original(batch, pg_types)
+
+    monkeypatch.setattr(pgbinary, "encode_rows", spy)
+    return request.param, encoded
+
+
 @pytest.mark.timeout(600)
-def test_bulk_restore_is_exact_and_idempotent(exported, chunks_taken):
+def test_bulk_restore_is_exact_and_idempotent(exported, chunks_taken, copy_format):
     url, sink, before = exported
     options = RestoreOptions(tables=TABLES, reactivate_dags=False)
 
     first = restore_metadata(sink, "bulk", url, options)
     assert ("task_instance", True) in chunks_taken
     assert ("log", True) in chunks_taken
+    fmt, encoded = copy_format
+    assert (sum(encoded) >= 70) if fmt == "binary" else not encoded  # 40 task instances + 30 logs
     assert first.tables["task_instance"].inserted == 40
     assert first.tables["log"].inserted == 30
     assert dump(url) == before  # every value back, ids included, duplicates included
@@ -221,3 +241,42 @@ def test_bulk_into_a_target_with_history_of_its_own(exported, chunks_taken):
     again = restore_metadata(sink, "bulk", url, RestoreOptions(tables=TABLES, reactivate_dags=False))
     assert again.changed_rows == 0
     assert dump(url) == after
+
+
+@pytest.mark.timeout(600)
+def test_each_export_file_is_read_once_and_restored_from_the_verified_bytes(exported, monkeypatch):
+    """Verification keeps the bytes it checked; the restore reads those, not the export again."""
+    url, sink, before = exported
+    reads: Counter[str] = Counter()
+    original = sink.read_bytes
+
+    def counting(path: str) -> bytes:
+        reads[path] += 1
+        return original(path)
+
+    monkeypatch.setattr(sink, "read_bytes", counting)
+    restore_metadata(sink, "bulk", url, RestoreOptions(tables=TABLES, reactivate_dags=False))
+    parquet = {path: count for path, count in reads.items() if path.endswith(".parquet")}
+    assert parquet
+    assert set(parquet.values()) == {1}, parquet
+    assert dump(url) == before
+
+
+@pytest.mark.timeout(600)
+def test_a_bulk_restore_never_imports_pandas(exported):
+    """pyarrow imports pandas (~1 s, ~40 MB) for pa.array/pa.scalar of Python values or to_numpy;
+    the bulk path and the binary encoder build their arrays from buffers instead."""
+    url, sink, before = exported
+    code = (
+        "import sys\n"
+        "from airflow_provider_mwaaops.metadata.restore import RestoreOptions, restore_metadata\n"
+        "from airflow_provider_mwaaops.metadata.sinks import open_sink\n"
+        f"r = restore_metadata(open_sink({sink.url!r}), 'bulk', {url!r},"
+        f" RestoreOptions(tables={TABLES!r}, reactivate_dags=False, check_revision=False))\n"
+        "assert r.tables['task_instance'].inserted == 40, r.summary()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+    assert dump(url) == before

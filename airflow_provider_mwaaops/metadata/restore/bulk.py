@@ -3,8 +3,9 @@
 Why: the row path (:mod:`.plan`) turns every value into a Python object, asks the target about
 each batch and writes with ``executemany``; that costs ~500 us a row, 20x slower than mwaa-dr's
 plain ``COPY`` (see ``benchmarks/metadata_restore.py``). Here a chunk of the export goes from
-Arrow straight to CSV (pyarrow's C++ writer), into a temporary table by ``COPY ... FROM STDIN``,
-and the row path's decisions are taken by a handful of set-based statements:
+Arrow straight into ``COPY ... FROM STDIN`` in PostgreSQL's binary format (:mod:`.pgbinary`; CSV
+from pyarrow's C++ writer for a chunk with a column the encoder has no certain binary form for),
+into a temporary table, and the row path's decisions are taken by a handful of set-based statements:
 
 * references to other tables' ids are resolved once per **distinct** value, with the row path's
   own rule (:meth:`.TableRestorer.resolve_reference`);
@@ -35,17 +36,21 @@ natural key (xcom), insert-only tables (the small DAG tables), integer ids witho
 
 from __future__ import annotations
 
+import functools
 import io
 import queue
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import sqlalchemy as sa
 
+from airflow_provider_mwaaops.metadata.arrays import int_array, string_array
+from airflow_provider_mwaaops.metadata.restore import pgbinary
 from airflow_provider_mwaaops.metadata.restore.plan import TableRestorer
 from airflow_provider_mwaaops.metadata.restore.secrets import INSERT_DEFAULTS, REQUIRED_FOR_INSERT
 from airflow_provider_mwaaops.metadata.restore.values import _is_binary, _is_json, coerce
@@ -75,29 +80,47 @@ def bulk_eligible(restorer: TableRestorer) -> bool:
     return True
 
 
-class _CsvStream:
-    """A chunk as CSV, written slice by slice by a thread while COPY reads it.
+class _EncodedStream:
+    """A chunk encoded slice by slice by a thread while COPY reads it (CSV or binary rows).
 
-    pyarrow's CSV writer releases the GIL and psycopg2 releases it while sending, so the next slices
-    are written while the server parses the previous ones (two processes, two cores), and the CSV
-    of a whole chunk never sits in memory at once (at most ``AHEAD`` slices).
+    pyarrow's CSV writer and compute kernels release the GIL and psycopg2 releases it while
+    sending, so the next slices are encoded while the server parses the previous ones (two
+    processes, two cores), and the encoded chunk never sits in memory at once (at most ``AHEAD``
+    slices). ``head`` and ``tail`` frame the data (the binary format's header and trailer).
     """
 
-    SLICE_ROWS = 2048
     AHEAD = 8
 
-    def __init__(self, batch: pa.RecordBatch) -> None:
+    def __init__(
+        self,
+        batch: pa.RecordBatch,
+        encode: Callable[[pa.RecordBatch], bytes],
+        slice_rows: int,
+        head: bytes = b"",
+        tail: bytes = b"",
+    ) -> None:
         self._slices: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=self.AHEAD)
         self._done = False
-        self._writer = threading.Thread(target=self._write_all, args=(batch,), daemon=True)
+        self._writer = threading.Thread(
+            target=self._write_all, args=(batch, encode, slice_rows, head, tail), daemon=True
+        )
         self._writer.start()
 
-    def _write_all(self, batch: pa.RecordBatch) -> None:
+    def _write_all(
+        self,
+        batch: pa.RecordBatch,
+        encode: Callable[[pa.RecordBatch], bytes],
+        slice_rows: int,
+        head: bytes,
+        tail: bytes,
+    ) -> None:
         try:
-            for offset in range(0, batch.num_rows, self.SLICE_ROWS):
-                sink = io.BytesIO()
-                pa_csv.write_csv(batch.slice(offset, self.SLICE_ROWS), sink, _CSV)
-                self._slices.put(sink.getvalue())
+            pending = head
+            for offset in range(0, batch.num_rows, slice_rows):
+                self._slices.put(pending + encode(batch.slice(offset, slice_rows)))
+                pending = b""
+            if pending + tail:
+                self._slices.put(pending + tail)
             self._slices.put(b"")
         except BaseException as exc:  # handed to the reader, which raises it in the COPY's thread
             self._slices.put(exc)
@@ -125,6 +148,21 @@ class _CsvStream:
         self._writer.join()
 
 
+def _csv_rows(batch: pa.RecordBatch) -> bytes:
+    sink = io.BytesIO()
+    pa_csv.write_csv(batch, sink, _CSV)
+    return sink.getvalue()
+
+
+def _python_array(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
+    """Resolved ids back into Arrow, from buffers for the usual types (``pa.array`` imports pandas)."""
+    if pa.types.is_int64(arrow_type):
+        return int_array(values)
+    if pa.types.is_string(arrow_type):
+        return string_array(values)
+    return pa.array(values, arrow_type)
+
+
 def _as_text(value: Any) -> Any:
     """An id back into an Arrow value: UUIDs as their text (COPY reads both spellings)."""
     return str(value) if isinstance(value, uuid.UUID) else value
@@ -133,6 +171,11 @@ def _as_text(value: Any) -> Any:
 class BulkTableWriter:
     """Restores the chunks of one table through a staging table; ``process`` returns ``False`` for a
     chunk the row path must take instead (then nothing of it was written)."""
+
+    CSV_SLICE_ROWS = 2048
+    BINARY_SLICE_ROWS = 8192
+    #: COPY in PostgreSQL's binary format where every column allows it (False: always CSV).
+    binary = True
 
     def __init__(self, restorer: TableRestorer) -> None:
         self.restorer = restorer
@@ -145,6 +188,7 @@ class BulkTableWriter:
         dialect = self.connection.dialect
         driver: Any = getattr(dialect, "loaded_dbapi", None) or dialect.dbapi
         self._driver_error: type[Exception] = driver.Error
+        self._column_types: dict[str, str] | None = None
         #: The table was empty when this restore reached it and the chunks come from the first
         #: export of the chain: every row is an insert with its own id, COPY goes straight in.
         self.direct = False
@@ -215,11 +259,23 @@ class BulkTableWriter:
         self._staged_columns = tuple(columns)
 
     def _copy(self, batch: pa.RecordBatch, table: str) -> None:
-        """The chunk as CSV (NULL unquoted-empty, empty text quoted) into ``table``."""
+        """The chunk into ``table``: in binary when every column has a binary encoding for its
+        target type (:mod:`.pgbinary`), else as CSV (NULL unquoted-empty, empty text quoted)."""
         columns = batch.schema.names
-        buffer = _CsvStream(self._csv_ready(batch))
         listed = ", ".join(self.quote(c) for c in columns)
-        statement = f"COPY {table} ({listed}) FROM STDIN WITH (FORMAT csv)"
+        pg_types = [self._pg_types().get(c, "") for c in columns]
+        if self.binary and pgbinary.supported(batch.schema.types, pg_types):
+            buffer = _EncodedStream(
+                batch,
+                functools.partial(pgbinary.encode_rows, pg_types=pg_types),
+                self.BINARY_SLICE_ROWS,
+                pgbinary.HEADER,
+                pgbinary.TRAILER,
+            )
+            statement = f"COPY {table} ({listed}) FROM STDIN WITH (FORMAT binary)"
+        else:
+            buffer = _EncodedStream(self._csv_ready(batch), _csv_rows, self.CSV_SLICE_ROWS)
+            statement = f"COPY {table} ({listed}) FROM STDIN WITH (FORMAT csv)"
         cursor = self.connection.connection.cursor()
         try:
             if hasattr(cursor, "copy_expert"):  # psycopg2
@@ -233,6 +289,19 @@ class BulkTableWriter:
         finally:
             buffer.close()
             cursor.close()
+
+    def _pg_types(self) -> dict[str, str]:
+        """The target's column types as PostgreSQL names them (the staging table has the same)."""
+        if self._column_types is None:
+            rows = self.connection.execute(
+                sa.text(
+                    "SELECT a.attname, format_type(a.atttypid, NULL) FROM pg_attribute a "
+                    "WHERE a.attrelid = to_regclass(:name) AND a.attnum > 0 AND NOT a.attisdropped"
+                ),
+                {"name": self.target},
+            )
+            self._column_types = {name: pgbinary.pg_type_name(kind) for name, kind in rows}
+        return self._column_types
 
     def _csv_ready(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         """Columns CSV cannot carry as they are, turned into the text PostgreSQL reads back.
@@ -269,25 +338,29 @@ class BulkTableWriter:
 
     # -- references -----------------------------------------------------------------------------------
     def _resolve_references(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Each reference column's distinct values resolved once; the column is rebuilt (with Arrow
+        kernels, no Python value per row) only when some value changes."""
         restorer = self.restorer
         for column, reference in restorer.rule.references.items():
             if column not in batch.schema.names:
                 continue
             index = batch.schema.get_field_index(column)
-            values = batch.column(index).to_pylist()
-            resolved = {
-                v: _as_text(restorer.resolve_reference(reference, self._as_source(column, v)))
-                for v in set(values)
-                if v is not None
-            }
-            if all(resolved[v] == v for v in resolved):
+            values = batch.column(index)
+            if values.null_count == len(values):
                 continue
-            new_values = [None if v is None else resolved[v] for v in values]
-            cleared = sum(1 for v in values if v is not None and resolved[v] is None)
+            unique = pc.unique(values.drop_null())
+            distinct = unique.to_pylist()
+            resolved = [
+                _as_text(restorer.resolve_reference(reference, self._as_source(column, v))) for v in distinct
+            ]
+            if resolved == distinct:
+                continue
+            positions = pc.index_in(values, value_set=unique)
+            array = _python_array(resolved, values.type).take(positions)
+            cleared = array.null_count - values.null_count
             if cleared:
                 counts = restorer.stats.references_cleared
                 counts[column] = counts.get(column, 0) + cleared
-            array = pa.array(new_values, batch.schema.field(index).type)
             batch = batch.set_column(index, batch.schema.field(index), array)
         return batch
 
@@ -372,8 +445,6 @@ class BulkTableWriter:
         non_null = values.drop_null() if hasattr(values, "drop_null") else values.filter(values.is_valid())
         if len(non_null):
             # The range first: one index range scan, and a fresh target answers "nothing" at once.
-            import pyarrow.compute as pc
-
             bounds = pc.min_max(non_null).as_py()
             conditions.append(column.between(bounds["min"], bounds["max"]))
         if values.null_count:

@@ -19,11 +19,16 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import queue
+import re
+import tempfile
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,6 +37,7 @@ from sqlalchemy.engine import Connection
 
 from airflow_provider_mwaaops.metadata.manifest import (
     ExportError,
+    FileEntry,
     Manifest,
     load_manifest,
     read_verified,
@@ -52,6 +58,7 @@ from airflow_provider_mwaaops.metadata.sinks.base import Sink
 from airflow_provider_mwaaops.metadata.tables import get_table
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass
@@ -199,10 +206,53 @@ def _max_of(data: bytes, column: str) -> int:
     return best
 
 
+class VerifiedFiles:
+    """The bytes of every export file as they were verified, kept on local disk for the restore.
+
+    Why: verifying every file before the first write means reading each one once (S3 GET and
+    sha256), and restoring used to read and hash it a second time. The restore now reads the very
+    bytes that were verified, from a private temporary directory (a local read, and Parquet is
+    read from the file row group by row group instead of from a whole file held in memory). A file
+    that cannot be kept (no space left) is simply read from the export again, and verified again.
+    """
+
+    def __init__(self) -> None:
+        self._directory: tempfile.TemporaryDirectory[str] | None = None
+        self._paths: dict[tuple[str, str], str] = {}
+
+    def keep(self, manifest: Manifest, entry: FileEntry, data: bytes) -> None:
+        try:
+            if self._directory is None:
+                self._directory = tempfile.TemporaryDirectory(prefix="mwaaops-restore-")
+            path = os.path.join(self._directory.name, f"{len(self._paths):06d}.parquet")
+            with open(path, "wb") as file:
+                file.write(data)
+        except OSError:
+            log.warning("could not keep a verified copy of %s; it will be read again", entry.path)
+            return
+        self._paths[(manifest.export_id, entry.path)] = path
+
+    def local_path(self, manifest: Manifest, entry: FileEntry) -> str | None:
+        return self._paths.get((manifest.export_id, entry.path))
+
+    def close(self) -> None:
+        if self._directory is not None:
+            self._directory.cleanup()
+            self._directory = None
+        self._paths.clear()
+
+
 def verify_chain(
-    sink: Sink, manifests: list[Manifest], tables: list[str], report: RestoreReport
+    sink: Sink,
+    manifests: list[Manifest],
+    tables: list[str],
+    report: RestoreReport,
+    verified: VerifiedFiles | None = None,
 ) -> dict[str, int]:
-    """Every file's checksum and row count; returns the highest exported id per table."""
+    """Every file's checksum and row count; returns the highest exported id per table.
+
+    With ``verified``, each file's bytes are kept there for the restore to read instead of the export.
+    """
     highest: dict[str, int] = {}
     for manifest in manifests:
         for name in tables:
@@ -234,41 +284,128 @@ def verify_chain(
                     highest[name] = max(highest.get(name, 0), _max_of(data, surrogate))
                 report.verified_files += 1
                 report.verified_rows += rows
+                if verified is not None:
+                    verified.keep(manifest, entry, data)
     return highest
 
 
 def _batches(
-    sink: Sink, manifest: Manifest, table: str, batch_rows: int
+    sink: Sink, manifest: Manifest, table: str, batch_rows: int, verified: VerifiedFiles | None = None
 ) -> Iterator[tuple[str, list[dict[str, Any]]]]:
-    for path, batch in _arrow_batches(sink, manifest, table, batch_rows):
+    for path, batch in _arrow_batches(sink, manifest, table, batch_rows, verified):
         yield path, batch.to_pylist()
 
 
 def _arrow_batches(
-    sink: Sink, manifest: Manifest, table: str, batch_rows: int
-) -> Iterator[tuple[str, pa.RecordBatch]]:
-    """The exported rows of ``table`` as Arrow batches, file by file (one file in memory at a time)."""
+    sink: Sink, manifest: Manifest, table: str, batch_rows: int, verified: VerifiedFiles | None = None
+) -> Generator[tuple[str, pa.RecordBatch], None, None]:
+    """The exported rows of ``table`` as Arrow batches, file by file (one file open at a time)."""
     spec = get_table(table)
     entry = manifest.tables[table]
     real = [name for name in entry.columns if name in spec.column_index] or spec.column_names
     for file in entry.files:
-        try:
-            data = read_verified(sink, manifest, table, file)
-        except ExportError as exc:  # changed since it was verified
-            raise RestoreError(str(exc), table=table, file=file.path) from exc
+        local = verified.local_path(manifest, file) if verified is not None else None
+        source: Any = local
+        if local is None:
+            try:
+                source = io.BytesIO(read_verified(sink, manifest, table, file))
+            except ExportError as exc:  # changed since it was verified
+                raise RestoreError(str(exc), table=table, file=file.path) from exc
         # Streamed row group by row group (a whole file in Arrow would double the peak memory), cast
         # to the catalog's types as the file's own may be narrower (an older export, SQLite's ints).
-        parquet = pq.ParquetFile(io.BytesIO(data))
+        parquet = pq.ParquetFile(source)
         present = [name for name in real if name in parquet.schema_arrow.names]
         wanted = pa.schema([spec.arrow_schema.field(name) for name in present])
         for batch in parquet.iter_batches(batch_size=batch_rows, columns=present):
             yield file.path, batch.cast(wanted) if batch.schema != wanted else batch
 
 
+_END = object()
+
+
+def _read_ahead(items: Iterator[T]) -> Generator[T, None, None]:
+    """``items``, each produced by a thread while the consumer still works on the previous one.
+
+    Why: the bulk path waits on the server's COPY of a chunk (its foreign-key checks run at the
+    end of the statement); reading and decoding the next chunk's Parquet meanwhile (pyarrow
+    releases the GIL) keeps the server from idling between chunks. One item ahead: memory grows
+    by one chunk. An error while producing is raised to the consumer at that item.
+    """
+    slots: queue.Queue[tuple[Any, BaseException | None]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def put(entry: tuple[Any, BaseException | None]) -> bool:
+        while not stop.is_set():
+            try:
+                slots.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((_END, None))
+        except BaseException as exc:  # handed to the consumer, raised in its thread
+            put((None, exc))
+
+    thread = threading.Thread(target=produce, name="mwaaops-restore-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = slots.get()
+            if error is not None:
+                raise error
+            if item is _END:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
 # -- the target side ------------------------------------------------------------------------------------
+_REVISION = re.compile(r"^revision\s*(?::[^=\n]*)?=\s*[\"']([^\"']+)[\"']", re.MULTILINE)
+_DOWN_REVISION = re.compile(r"^down_revision\s*(?::[^=\n]*)?=\s*(\([^)]*\)|[^\n]*)", re.MULTILINE)
+_QUOTED = re.compile(r"[\"']([^\"']+)[\"']")
+
+
+def _head_from_migration_texts(directory: str) -> str | None:
+    """The one revision no migration builds on, read from the scripts' text (none is executed).
+
+    Why: alembic's own answer imports all ~150 migration scripts (1-3 s, more than the restore of
+    a small table). The graph only needs each script's ``revision`` and ``down_revision`` lines.
+    ``None`` when a script does not state them plainly or the graph has not exactly one head;
+    the caller then asks alembic.
+    """
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for name in os.listdir(directory):
+        if not name.endswith(".py") or name.startswith("__"):
+            continue
+        with open(os.path.join(directory, name), encoding="utf-8") as file:
+            text = file.read()
+        revision, down = _REVISION.search(text), _DOWN_REVISION.search(text)
+        if revision is None or down is None:
+            return None
+        revisions.add(revision.group(1))
+        parents.update(_QUOTED.findall(down.group(1)))
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 and parents <= revisions else None
+
+
 def installed_head_revision() -> str | None:
     """Alembic head of the installed Airflow: what a target migrated by it must be at."""
     try:
+        import airflow
+
+        directory = os.path.join(os.path.dirname(airflow.__file__), "migrations", "versions")
+        head = _head_from_migration_texts(directory) if os.path.isdir(directory) else None
+        if head is not None:
+            return head
         from airflow.utils.db import _get_script_object
 
         return str(_get_script_object().get_current_head())
@@ -407,19 +544,23 @@ def restore_metadata(
     no_rule = sorted(wanted - set(tables))
     if no_rule:
         report.ignored_columns["(tables without a restore rule)"] = no_rule
-    highest = verify_chain(sink, manifests, tables, report)
-    cipher = _export_cipher(manifests, options)
-    codec = SecretCodec(cipher, _target_fernet_key(options), options.source_fernet_key)
-
-    engine = create_target_engine(target_url)
+    verified = VerifiedFiles()
     try:
-        with engine.connect() as connection:
-            schema = TargetSchema(connection)
-            check_target(schema, manifests, tables, options, report)
-            connection.rollback()  # reads so far must not pin a snapshot / lock into the writes
-            _apply(connection, schema, sink, manifests, tables, highest, codec, options, report)
+        highest = verify_chain(sink, manifests, tables, report, verified)
+        cipher = _export_cipher(manifests, options)
+        codec = SecretCodec(cipher, _target_fernet_key(options), options.source_fernet_key)
+
+        engine = create_target_engine(target_url)
+        try:
+            with engine.connect() as connection:
+                schema = TargetSchema(connection)
+                check_target(schema, manifests, tables, options, report)
+                connection.rollback()  # reads so far must not pin a snapshot / lock into the writes
+                _apply(connection, schema, sink, manifests, tables, highest, codec, options, report, verified)
+        finally:
+            engine.dispose()
     finally:
-        engine.dispose()
+        verified.close()
     report.secrets = dict(codec.notes)
     report.seconds = time.monotonic() - started
     # The callers print the summary (operator log, command output); keep stdout clean for --json.
@@ -437,6 +578,7 @@ def _apply(
     codec: SecretCodec,
     options: RestoreOptions,
     report: RestoreReport,
+    verified: VerifiedFiles | None = None,
 ) -> None:
     transaction = connection.begin()
     state = RestoreState(connection=connection, dry_run=options.dry_run)
@@ -464,11 +606,14 @@ def _apply(
                 chunk_rows = BULK_ROWS if bulk is not None else options.batch_rows
                 if bulk is not None:
                     bulk.begin_manifest()
-                for path, batch in _arrow_batches(sink, manifest, name, chunk_rows):
-                    with _failures_rolled_back(name, path):
-                        if bulk is None or not bulk.process(batch):
-                            for start in range(0, batch.num_rows, options.batch_rows):
-                                restorer.process(batch.slice(start, options.batch_rows).to_pylist())
+                batches = _arrow_batches(sink, manifest, name, chunk_rows, verified)
+                with closing(_read_ahead(batches) if bulk is not None else batches) as chunks:
+                    for path, batch in chunks:
+                        with _failures_rolled_back(name, path):
+                            if bulk is None or not bulk.process(batch):
+                                for start in range(0, batch.num_rows, options.batch_rows):
+                                    rows = batch.slice(start, options.batch_rows).to_pylist()
+                                    restorer.process(rows)
             restorer.finish()
             state.restored_tables.add(name)
             report.tables[name] = restorer.stats
@@ -477,7 +622,9 @@ def _apply(
                 done.append(name)
                 transaction = connection.begin()
         if options.reactivate_dags and "dag" in tables:
-            report.reactivated_dags = _reactivate(connection, schema, sink, manifests, options.dry_run)
+            report.reactivated_dags = _reactivate(
+                connection, schema, sink, manifests, options.dry_run, verified
+            )
         if options.dry_run:
             transaction.rollback()
         else:
@@ -510,14 +657,19 @@ def _failures_rolled_back(table: str, path: str) -> Iterator[None]:
 
 
 def _reactivate(
-    connection: Connection, schema: TargetSchema, sink: Sink, manifests: list[Manifest], dry_run: bool
+    connection: Connection,
+    schema: TargetSchema,
+    sink: Sink,
+    manifests: list[Manifest],
+    dry_run: bool,
+    verified: VerifiedFiles | None = None,
 ) -> list[str]:
     """Unpause the DAGs that were active (not paused) in the newest export that has the dag table."""
     latest = next((m for m in reversed(manifests) if "dag" in m.tables), None)
     if latest is None or not schema.has_table("dag"):
         return []
     active: set[str] = set()
-    for _path, rows in _batches(sink, latest, "dag", 5000):
+    for _path, rows in _batches(sink, latest, "dag", 5000, verified):
         for row in rows:
             stale = row.get("is_stale") is True or row.get("is_active") is False
             if row.get("is_paused") is False and not stale:
