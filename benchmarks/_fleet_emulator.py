@@ -399,18 +399,7 @@ def _setup_glue(emulator: Any, n: int, tag: str, arn_file: str, hold: float, spr
     )
     emulator.glue.script_job(GLUE_JOB, starting_seconds=0, running_seconds=None)
 
-    def start(index: int) -> str:
-        return glue.start_job_run(JobName=GLUE_JOB, Arguments={"--fleet": f"{tag}-{index:05d}"})["JobRunId"]
-
-    with ThreadPoolExecutor(8) as pool:
-        run_ids = list(pool.map(start, range(n)))
-    statuses: Counter[str] = Counter()
-    for page in glue.get_paginator("get_job_runs").paginate(JobName=GLUE_JOB):
-        statuses.update(run["JobRunState"] for run in page["JobRuns"])
-    with COUNTERS.lock:
-        COUNTERS.actions.clear()
-    with open(arn_file, "w") as out:
-        out.write("\n".join(run_ids))
+    run_ids, statuses = _fleet_glue_logs.start_fleet_runs(glue, GLUE_JOB, n, tag, COUNTERS, arn_file)
     return {"arn_file": arn_file, "n": len(run_ids), "statuses": dict(statuses)}
 
 

@@ -157,18 +157,7 @@ def setup(
         ),
     )
 
-    def start(index: int) -> str:
-        return glue.start_job_run(JobName=JOB, Arguments={"--fleet": f"{tag}-{index:05d}"})["JobRunId"]
-
-    with ThreadPoolExecutor(8) as pool:
-        run_ids = list(pool.map(start, range(n)))
-    statuses: Counter[str] = Counter()
-    for page in glue.get_paginator("get_job_runs").paginate(JobName=JOB):
-        statuses.update(run["JobRunState"] for run in page["JobRuns"])
-    with counters.lock:
-        counters.actions.clear()
-    with open(arn_file, "w") as out:
-        out.write("\n".join(run_ids))
+    run_ids, statuses = start_fleet_runs(glue, JOB, n, tag, counters, arn_file)
     _HOLD["cpu_at_setup"] = _cpu_seconds()
     return {"arn_file": arn_file, "n": len(run_ids), "statuses": dict(statuses)}  # all STARTING
 
@@ -427,3 +416,24 @@ def verdicts(rows: Iterable[Mapping[str, Any]], waiter_delay: float) -> list[str
 
 def fmt_s(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
+
+
+def start_fleet_runs(
+    glue: Any, job: str, n: int, tag: str, counters: Any, arn_file: str
+) -> tuple[list[str], Counter[str]]:
+    """Start ``n`` runs of ``job`` (8 at a time), count their states, reset the call counters (the
+    setup's calls are not the triggers') and write the run ids to ``arn_file``."""
+
+    def start(index: int) -> str:
+        return glue.start_job_run(JobName=job, Arguments={"--fleet": f"{tag}-{index:05d}"})["JobRunId"]
+
+    with ThreadPoolExecutor(8) as pool:
+        run_ids = list(pool.map(start, range(n)))
+    statuses: Counter[str] = Counter()
+    for page in glue.get_paginator("get_job_runs").paginate(JobName=job):
+        statuses.update(run["JobRunState"] for run in page["JobRuns"])
+    with counters.lock:
+        counters.actions.clear()
+    with open(arn_file, "w") as out:
+        out.write("\n".join(run_ids))
+    return run_ids, statuses
