@@ -4,7 +4,7 @@ Started by ``metadata_export.py`` with the environment it prepares (the emulator
 an ``AIRFLOW_HOME`` and ``AIRFLOW__DATABASE__SQL_ALCHEMY_CONN`` pointing at the benchmark DB).
 Prints one JSON line: what was exported, how long the export itself took and the peak RSS.
 
-    python _metadata_child.py ours URL DEST EXPORT_ID MODE TABLES [--import-airflow] [--no-masking]
+    python _metadata_child.py ours URL DEST EXPORT_ID MODE TABLES [--import-airflow] [--no-masking] [--legacy]
     python _metadata_child.py mwaadr BUCKET PREFIX TABLE
     python _metadata_child.py limit URL TABLE
 
@@ -18,20 +18,31 @@ import json
 import os
 import sys
 import time
+from typing import Any
 
 
 def ours(
-    url: str, dest: str, export_id: str, mode: str, tables: str, import_airflow: bool, masking: bool = True
+    url: str,
+    dest: str,
+    export_id: str,
+    mode: str,
+    tables: str,
+    import_airflow: bool,
+    masking: bool = True,
+    legacy: bool = False,
 ) -> dict:
     if import_airflow:  # what an exporting task carries anyway: Airflow and its models
         import airflow.models  # noqa: F401
 
+    import airflow_provider_mwaaops
     from airflow_provider_mwaaops.metadata.export import run_export
     from airflow_provider_mwaaops.metadata.sinks import open_sink
     from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource
 
     source = DatabaseSource(url)
     sink = open_sink(dest)
+    # The package before issue 17 has no masking (nor its switch).
+    options: dict[str, Any] = {} if legacy else {"mask_secrets": masking}
     start = time.perf_counter()
     manifest = run_export(
         source,
@@ -39,7 +50,7 @@ def ours(
         export_id=export_id,
         mode=mode,
         tables=tables.split(",") if tables != "default" else None,
-        mask_secrets=masking,
+        **options,
     )
     seconds = time.perf_counter() - start
     return {
@@ -47,6 +58,7 @@ def ours(
         "rows": {n: t.rows for n, t in manifest.tables.items() if t.rows},
         "files": sum(len(t.files) for t in manifest.tables.values()),
         "bytes": sum(f.bytes for t in manifest.tables.values() for f in t.files),
+        "package": airflow_provider_mwaaops.__file__,
     }
 
 
@@ -128,7 +140,10 @@ def main(argv: list[str]) -> None:
     os.dup2(2, 1)
     if kind == "ours":
         result = ours(
-            *argv[1:6], import_airflow="--import-airflow" in argv, masking="--no-masking" not in argv
+            *argv[1:6],
+            import_airflow="--import-airflow" in argv,
+            masking="--no-masking" not in argv,
+            legacy="--legacy" in argv,
         )
     elif kind == "limit":
         result = limit(*argv[1:3])

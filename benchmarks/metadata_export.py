@@ -19,11 +19,14 @@ row count is checked (mwaa-dr's by reading back its CSV). With ``--repeat N`` ea
 median of N runs, printed with its spread (min-max); "x mwaa-dr" and "% of the limit" are medians
 of the per-repeat ratios.
 
-With ``--masking`` it measures the cost of masking secrets (issue 17) instead: the same export
-("ours") with masking off (**before**, the behaviour up to issue 17) and on (**after**), rotated in
-each repeat, on a database that also holds 100 variables and 20 connections (password and an
-``api_key`` extra, stored unencrypted) and whose log has 1 % of ``variables set`` audit rows
-carrying a variable's value; "after / before" is the median of the per-repeat ratios:
+With ``--masking`` it measures what secret masking (issue 17) did to the export instead, three
+ways rotated in each repeat, as the command runs it and in a task: the export **before issue 17**
+(the package as it was at ``--before-rev``, extracted from git into the scratch directory and put
+first on the child's ``PYTHONPATH``: no masking, no chunk pipeline), and today's export with
+masking **off** (``mask_secrets=False``: what masking alone costs) and **on** (the default). The
+database also holds 100 variables and 20 connections (password and an ``api_key`` extra, stored
+unencrypted) and 1 % of its ``log`` rows are ``variables set`` audit records carrying a variable's
+value. Ratios are medians of the per-repeat ratios:
 
     .venv-airflow2/bin/python benchmarks/metadata_export.py --masking --repeat 3
 
@@ -60,11 +63,13 @@ CHILD = HERE / "_metadata_child.py"
 BENCH_DB = os.environ.get("MWAAOPS_BENCH_DB", "mwaaops_bench")
 BUCKET = "bench"
 IMPLEMENTATIONS = ("limit", "mwaa-dr", "ours", "ours in a task")
-#: ``--masking``: the same export without (the previous behaviour) and with secret masking, as
-#: the command runs it and in a task (Airflow already imported, as masking needs it).
-BEFORE, AFTER = "ours, no masking (before)", "ours, masking (after)"
-BEFORE_TASK, AFTER_TASK = "in a task, no masking (before)", "in a task, masking (after)"
-MASKING_IMPLEMENTATIONS = (BEFORE, AFTER, BEFORE_TASK, AFTER_TASK)
+#: ``--masking``: the export before issue 17 (older code), and today's with masking off and on, as
+#: the command runs it and in a task (Airflow already imported).
+LEGACY, OFF, ON = "before issue 17", "masking off", "masking on"
+LEGACY_TASK, OFF_TASK, ON_TASK = (f"in a task, {impl}" for impl in (LEGACY, OFF, ON))
+MASKING_IMPLEMENTATIONS = (LEGACY, OFF, ON, LEGACY_TASK, OFF_TASK, ON_TASK)
+#: The last commit before issue 17's first (``fe81406``, masking in the export).
+BEFORE_ISSUE_17 = "fe81406^"
 #: Runs the embedded AWS in a process of its own and prints its environment; stops when stdin closes.
 S3_SERVER = (
     "import json, sys\n"
@@ -293,6 +298,29 @@ def measure(python: str, args: list[str], env: dict[str, str]) -> dict[str, Any]
     return result
 
 
+def legacy_tree(rev: str, scratch: Path) -> Path:
+    """The package as it was at ``rev``, extracted from this checkout's git history."""
+    repo = HERE.parent
+    commit = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "--verify", f"{rev}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if commit.returncode != 0:
+        raise SystemExit(f"--masking compares with {rev} of git history, not found: {commit.stderr.strip()}")
+    tree = scratch / f"package-{commit.stdout.strip()[:10]}"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", commit.stdout.strip(), "airflow_provider_mwaaops"],
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive.stdout, check=True)
+    print(f"before issue 17: the package at {rev} ({commit.stdout.strip()[:10]}) in {tree}")
+    return tree
+
+
 def rotated(items: tuple[str, ...], by: int) -> list[str]:
     """The implementations in the order of repeat ``by``: each one goes first as often as the others."""
     shift = by % len(items)
@@ -300,8 +328,17 @@ def rotated(items: tuple[str, ...], by: int) -> list[str]:
 
 
 class Bench:
-    def __init__(self, url: str, env: dict[str, str], mwaadr_python: str, repeat: int, dag_runs: int) -> None:
+    def __init__(
+        self,
+        url: str,
+        env: dict[str, str],
+        mwaadr_python: str,
+        repeat: int,
+        dag_runs: int,
+        legacy_tree: Path | None = None,
+    ) -> None:
         self.url = url
+        self.legacy_tree = legacy_tree
         self.dag_runs = dag_runs
         self.env = env
         self.mwaadr_python = mwaadr_python
@@ -323,11 +360,30 @@ class Bench:
             return measure(self.mwaadr_python, ["mwaadr", BUCKET, prefix, table], self.env)
         export_id = f"{label}-{''.join(c if c.isalnum() else '-' for c in impl)}-{attempt}"
         args = ["ours", self.url, f"s3://{BUCKET}/ours", export_id, "full", table]
-        if impl in ("ours in a task", BEFORE_TASK, AFTER_TASK):
+        if impl in ("ours in a task", LEGACY_TASK, OFF_TASK, ON_TASK):
             args.append("--import-airflow")
-        if impl in (BEFORE, BEFORE_TASK):
+        if impl in (OFF, OFF_TASK):
             args.append("--no-masking")
-        return measure(sys.executable, args, self.env)
+        if impl not in (LEGACY, LEGACY_TASK):
+            return measure(sys.executable, args, self.env)
+        assert self.legacy_tree is not None
+        legacy_env = {**self.env, "PYTHONPATH": str(self.legacy_tree)}
+        result = measure(sys.executable, [*args, "--legacy"], legacy_env)
+        if not result["package"].startswith(str(self.legacy_tree)):
+            raise AssertionError(f"the export before issue 17 ran today's package: {result['package']}")
+        return result
+
+    def _check_rows(self, impl: str, table: str, result: dict[str, Any]) -> None:
+        """Every table the implementation wrote holds exactly the rows it should."""
+        if table == "default":
+            written_by_table = dict(result["rows"])
+        else:
+            written = result["rows"] if isinstance(result["rows"], int) else result["rows"].get(table, 0)
+            written_by_table = {table: written}
+        for name, written in written_by_table.items():
+            expected = self._expected_rows(name, result)
+            if written != expected:
+                raise AssertionError(f"{impl} wrote {written:,} rows of {name}, expected {expected:,}")
 
     def _expected_rows(self, table: str, result: dict[str, Any]) -> int:
         """Rows the implementation should have written: mwaa-dr may filter a table (its export_filter)."""
@@ -336,18 +392,18 @@ class Bench:
         return int(run_sql(self.url, f"SELECT count(*) FROM {table}{where}")[0][0])
 
     def run(self, table: str, label: str, implementations: tuple[str, ...] = IMPLEMENTATIONS) -> None:
-        rows = count(self.url, table)
-        run_sql(self.url, f"SELECT count(*) FROM {table}")  # warm the cache alike for everyone
+        """Each implementation exports ``table`` (``"default"``: every default table, one export)."""
+        rows = count(self.url, table) if table != "default" else None
+        if rows is not None:
+            run_sql(self.url, f"SELECT count(*) FROM {table}")  # warm the cache alike for everyone
         for attempt in range(self.repeat):
             for impl in rotated(implementations, attempt):
                 self._clear_bucket()
                 r = self._export(impl, table, label, attempt)
-                written = r["rows"] if isinstance(r["rows"], int) else r["rows"].get(table, 0)
-                expected = self._expected_rows(table, r)
-                if written != expected:
-                    raise AssertionError(f"{impl} wrote {written:,} rows of {table}, expected {expected:,}")
-                r.update(table=table, rows=rows, impl=impl, label=label, attempt=attempt)
-                r["rows_per_s"] = rows / r["seconds"]
+                self._check_rows(impl, table, r)
+                total = rows if rows is not None else sum(r["rows"].values())
+                r.update(table=table, rows=total, impl=impl, label=label, attempt=attempt)
+                r["rows_per_s"] = total / r["seconds"]
                 self.results.append(r)
                 print(
                     f"  [{attempt + 1}/{self.repeat}] {table:<14} {rows:>9,} rows  {impl:<15} "
@@ -430,30 +486,39 @@ def summary(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def masking_summary(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per table: before and after side by side, and after / before per repeat."""
+    """One row per table and way of running: before issue 17, masking off and on side by side."""
     rows = []
-    pairs = (("command", BEFORE, AFTER), ("in a task", BEFORE_TASK, AFTER_TASK))
-    for table, (how, was, now) in [(t, p) for t in dict.fromkeys(r["table"] for r in results) for p in pairs]:
+    ways = (("command", LEGACY, OFF, ON), ("in a task", LEGACY_TASK, OFF_TASK, ON_TASK))
+    tables = dict.fromkeys(r["table"] for r in results)
+    for table, (how, legacy, off, on) in [(t, w) for t in tables for w in ways]:
         runs = {(r["impl"], r["attempt"]): r for r in results if r["table"] == table}
         attempts = sorted({a for _, a in runs})
-        before = [runs[(was, a)] for a in attempts]
-        after = [runs[(now, a)] for a in attempts]
-        ratio = [100 * b["rows_per_s"] / a["rows_per_s"] for a, b in zip(before, after, strict=True)]
+        was, bare, now = ([runs[(impl, a)] for a in attempts] for impl in (legacy, off, on))
+
+        def ratio(over: list[dict[str, Any]], under: list[dict[str, Any]]) -> str:
+            pairs = zip(over, under, strict=True)
+            return _spread([100 * a["rows_per_s"] / b["rows_per_s"] for a, b in pairs], ".1f")
+
         rows.append(
             {
-                "table": f"{table} ({_rows_label(before[0]['rows'])})",
+                "table": f"{_table_label(table)} ({_rows_label(was[0]['rows'])})",
                 "run as": how,
-                "before: rows/s (no masking)": _spread([r["rows_per_s"] for r in before], ",.0f"),
-                "after: rows/s (masking)": _spread([r["rows_per_s"] for r in after], ",.0f"),
-                "after / before": _spread(ratio, ".1f") + " %",
-                "peak RSS MB before / after": (
-                    f"{statistics.median(r['peak_rss_mb'] for r in before):.0f} / "
-                    f"{statistics.median(r['peak_rss_mb'] for r in after):.0f}"
+                "before issue 17: rows/s": _spread([r["rows_per_s"] for r in was], ",.0f"),
+                "masking off: rows/s": _spread([r["rows_per_s"] for r in bare], ",.0f"),
+                "masking on: rows/s": _spread([r["rows_per_s"] for r in now], ",.0f"),
+                "on / before issue 17": ratio(now, was) + " %",
+                "on / off": ratio(now, bare) + " %",
+                "peak RSS MB (before, off, on)": " / ".join(
+                    f"{statistics.median(r['peak_rss_mb'] for r in group):.0f}" for group in (was, bare, now)
                 ),
                 "runs": len(attempts),
             }
         )
     return rows
+
+
+def _table_label(table: str) -> str:
+    return "every default table" if table == "default" else table
 
 
 def _rows_label(rows: int) -> str:
@@ -490,6 +555,11 @@ def main() -> int:
         action="store_true",
         help=f"keep {BENCH_DB} if it holds exactly the freshly filled rows (skips the fill)",
     )
+    parser.add_argument(
+        "--before-rev",
+        default=BEFORE_ISSUE_17,
+        help=f"with --masking: the git revision of the export before issue 17 (default {BEFORE_ISSUE_17})",
+    )
     args = parser.parse_args()
     if args.repeat < 1 or args.dag_runs < 10:
         parser.error("--repeat must be at least 1 and --dag-runs at least 10")
@@ -518,7 +588,8 @@ def main() -> int:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "PYTHONPATH": str(HERE.parent),
         }
-        bench = Bench(url, env, mwaadr_python, args.repeat, args.dag_runs)
+        legacy = legacy_tree(args.before_rev, scratch) if args.masking else None
+        bench = Bench(url, env, mwaadr_python, args.repeat, args.dag_runs, legacy)
         bench.s3.create_bucket(Bucket=BUCKET)
         if args.masking:
             return _masking_run(bench, url, args.json)
@@ -549,7 +620,7 @@ def _masking_run(bench: Bench, url: str, json_path: Path | None) -> int:
     print(
         f"secrets: {secrets[0]} variables, {secrets[1]} connections; 1 % of log rows hold a variable's value"
     )
-    for table in ("task_instance", "log", "dag_run"):
+    for table in ("task_instance", "log", "dag_run", "default"):
         bench.run(table, "m", MASKING_IMPLEMENTATIONS)
     table = masking_summary(bench.results)
     print()
