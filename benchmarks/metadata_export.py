@@ -406,7 +406,7 @@ class Bench:
                 r["rows_per_s"] = total / r["seconds"]
                 self.results.append(r)
                 print(
-                    f"  [{attempt + 1}/{self.repeat}] {table:<14} {rows:>9,} rows  {impl:<15} "
+                    f"  [{attempt + 1}/{self.repeat}] {table:<14} {total:>9,} rows  {impl:<15} "
                     f"{r['rows_per_s']:>10,.0f} rows/s  peak RSS {r['peak_rss_mb']:>5.0f} MB  "
                     f"{r['seconds']:>6.1f} s  out {r['bytes'] / 1e6:>7.1f} MB",
                     flush=True,
