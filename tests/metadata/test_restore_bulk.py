@@ -280,3 +280,74 @@ def test_a_bulk_restore_never_imports_pandas(exported):
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
     assert dump(url) == before
+
+
+@pytest.mark.timeout(600)
+def test_copy_takes_each_chunk_in_key_order_and_restores_the_same_rows(
+    postgres_airflow, tmp_path, monkeypatch
+):
+    """COPY into an empty task_instance gets each chunk's rows sorted by the natural key; sorted or
+    not, the restored table is the same, and a second restore changes nothing."""
+    url = postgres_airflow.sql_alchemy_conn
+    populate(url)
+    # A second dag run, created after the first but whose run_id sorts before it: the export keeps
+    # its rows after the first run's, the key (dag_id, task_id, run_id, map_index) interleaves them.
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        run = {"dag_id": "bulk_dag", "run_id": "a_manual__0", "run_type": "manual", "clear_number": 0}
+        stamp = sa.text("timestamptz '2024-03-02 12:00:00+00'")
+        _insert(conn, "dag_run", {**run, "run_after": stamp, "execution_date": stamp, "logical_date": stamp})
+        for index in range(0, 40, 3):
+            _insert(
+                conn,
+                "task_instance",
+                {
+                    "id": uuid.uuid4().hex,
+                    "dag_id": "bulk_dag",
+                    "task_id": f"task_{index}",
+                    "run_id": "a_manual__0",
+                    "map_index": -1,
+                    "try_number": 1,
+                    "pool": "default_pool",
+                    "pool_slots": 1,
+                    "state": "success",
+                    "max_tries": 0,
+                    "start_date": sa.text("timestamptz '2024-03-01 07:00:00+00'"),  # the same day's file
+                },
+            )
+    engine.dispose()
+    sink = open_sink(str(tmp_path / "exports"))
+    run_export(DatabaseSource(url), sink, export_id="bulk", tables=["task_instance"])
+    before = dump(url)["task_instance"]
+    key = ("dag_id", "task_id", "run_id", "map_index")
+    copied: list[list[tuple[Any, ...]]] = []  # the keys each COPY received, in its order
+    original_copy, original_encode = bulk_module.BulkTableWriter._copy, pgbinary.encode_rows
+
+    def copy_spy(self: Any, *args: Any, **kwargs: Any) -> None:
+        copied.append([])
+        original_copy(self, *args, **kwargs)
+
+    def encode_spy(batch: Any, pg_types: Any) -> bytes:
+        columns = [batch.column(batch.schema.get_field_index(name)).to_pylist() for name in key]
+        copied[-1].extend(zip(*columns, strict=True))
+        return original_encode(batch, pg_types)
+
+    monkeypatch.setattr(bulk_module.BulkTableWriter, "_copy", copy_spy)
+    monkeypatch.setattr(pgbinary, "encode_rows", encode_spy)
+    options = RestoreOptions(tables=["task_instance"], reactivate_dags=False)
+    orders = {}
+    for sort_by_key in (True, False):
+        monkeypatch.setattr(bulk_module.BulkTableWriter, "sort_by_key", sort_by_key)
+        execute(url, "DELETE FROM task_instance")
+        copied.clear()
+        report = restore_metadata(sink, "bulk", url, options)
+        assert report.tables["task_instance"].inserted == 54
+        assert dump(url)["task_instance"] == before
+        orders[sort_by_key] = list(copied)
+        again = restore_metadata(sink, "bulk", url, options)
+        assert again.changed_rows == 0, again.summary()
+        assert dump(url)["task_instance"] == before
+    assert sum(len(chunk) for chunk in orders[True]) == 54
+    assert all(chunk == sorted(chunk) for chunk in orders[True])  # each chunk sorted by the key
+    assert orders[False] != orders[True]  # the export's own order is another one
+    assert [sorted(chunk) for chunk in orders[False]] == orders[True]  # same chunks, same rows
