@@ -15,6 +15,7 @@ reload ``airflow.cfg`` in a running process). After changing the configuration s
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -141,3 +142,22 @@ def api_timeout() -> float:
 def api_configured() -> bool:
     """Whether this section names an Airflow API to call (an MWAA environment, a URL or a user)."""
     return bool(mwaa_environment_name() or api_url() or api_username())
+
+
+# -- job-log forwarding of the AWS waits ----------------------------------------------------------
+def log_reads_per_second() -> float:
+    """CloudWatch Logs reads per second for all log forwarding of one process; 0: unlimited.
+
+    Raises ``ValueError`` naming the option for a value that is not a finite number >= 0.
+    """
+    value = _read("log_reads_per_second").split("#", 1)[0].strip() or _DEFAULTS["log_reads_per_second"]
+    try:
+        rate = float(value)
+    except ValueError:
+        rate = math.nan
+    if not math.isfinite(rate) or rate < 0:
+        raise ValueError(
+            f"[{SECTION}] log_reads_per_second = {value!r} is not a number of reads per second "
+            "(0 or more; 0 means unlimited)"
+        )
+    return rate

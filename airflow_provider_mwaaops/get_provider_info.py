@@ -230,6 +230,15 @@ def _config_section() -> dict[str, Any]:
                 "environment instead of api_url.",
                 example="prod-data",
             ),
+            "log_reads_per_second": _option(
+                "CloudWatch Logs reads per second that the job-log forwarding of deferred Glue and "
+                "EMR waits (forward_logs) may make together, per process (triggerer) and Region "
+                "endpoint. GetLogEvents is limited to 10 per second per account and Region, shared "
+                "with everything else that reads logs there; over the budget a wait reads its "
+                "job's log lines at a later status check (later, never lost). 0 means unlimited.",
+                type_="float",
+                default="5",
+            ),
             "api_timeout": _option(
                 "Seconds the log forwarder waits for the API before giving up (it never fails a task).",
                 type_="float",

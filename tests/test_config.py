@@ -79,3 +79,18 @@ def test_malformed_values(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_any_api_setting_configures_the_api(monkeypatch: pytest.MonkeyPatch, key: str) -> None:
     monkeypatch.setenv(f"AIRFLOW__MWAAOPS__{key}", "x")
     assert config.api_configured() is True
+
+
+def test_log_reads_per_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert config.log_reads_per_second() == float(OPTIONS["log_reads_per_second"]["default"]) == 5.0
+    monkeypatch.setenv("AIRFLOW__MWAAOPS__LOG_READS_PER_SECOND", "2.5  # half the default")
+    assert config.log_reads_per_second() == 2.5
+    monkeypatch.setenv("AIRFLOW__MWAAOPS__LOG_READS_PER_SECOND", "0")
+    assert config.log_reads_per_second() == 0.0  # unlimited
+
+
+@pytest.mark.parametrize("value", ["fast", "-1", "nan", "inf"])
+def test_a_bad_log_read_budget_names_the_option(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("AIRFLOW__MWAAOPS__LOG_READS_PER_SECOND", value)
+    with pytest.raises(ValueError, match=rf"\[mwaaops\] log_reads_per_second = '{value}' is not a number"):
+        config.log_reads_per_second()

@@ -17,6 +17,15 @@ What it guarantees:
   than the limit (to skip to its end). Nothing else: no ``DescribeLogStreams`` (5 requests per
   second per account), no ``FilterLogEvents`` scans. The status poll's cadence is unchanged: the
   caller decides when to call.
+* **Read budget.** All forwarders of a process (the triggerer) share one budget of CloudWatch Logs
+  reads per second per Region endpoint, ``[mwaaops] log_reads_per_second`` (default 5; 0:
+  unlimited), because GetLogEvents' quota (10 per second per account and Region, see
+  :mod:`~airflow_provider_mwaaops.aws.rate_limit`) is shared by the whole account. A call first
+  waits for one token per stream, in arrival order with every other forwarder's calls; while it
+  waits the status checks go on (it is side work, see ``AwsPollingTrigger.after_check``), so over
+  the budget a trigger reads its job's lines less often, later, but none is lost or repeated. The
+  last call, after the job ended, goes before every waiting non-final call, and a non-final call
+  still waiting then is dropped (the last call reads what it would have read).
 * **Rate limit.** At most ``max_lines_per_poll`` lines and ``max_bytes_per_poll`` bytes per call,
   in timestamp order across the sources; what is over the limit is skipped and counted in one line
   ("N lines skipped"), so a chatty job can neither flood the task log nor make the reader fall
@@ -50,7 +59,7 @@ from typing import Any, ClassVar, Protocol
 
 from airflow.triggers.base import TriggerEvent
 
-from airflow_provider_mwaaops import compat
+from airflow_provider_mwaaops import compat, config
 from airflow_provider_mwaaops.aws.errors import (
     ACCESS_DENIED_CODES,
     access_denied_action,
@@ -58,6 +67,7 @@ from airflow_provider_mwaaops.aws.errors import (
     error_code,
     is_throttling,
 )
+from airflow_provider_mwaaops.aws.rate_limit import TokenBucket, shared_bucket
 from airflow_provider_mwaaops.aws.resumable import TaskInstanceRef
 from airflow_provider_mwaaops.secrets_masking import redact
 
@@ -69,6 +79,7 @@ __all__ = [
     "LogLimits",
     "LogSource",
     "XComLogCheckpoint",
+    "log_read_budget",
 ]
 
 #: XCom key under which :class:`XComLogCheckpoint` keeps the cursor.
@@ -197,6 +208,7 @@ class CloudWatchLogForwarder:
     :param limits: lines and bytes per call.
     :param checkpoint: where the cursor survives a restart (None: memory only).
     :param mask: applied to every line before it is written (default: Airflow's secrets masker).
+    :param budget: the shared read budget (one token per GetLogEvents call); None: unlimited.
     """
 
     def __init__(
@@ -207,8 +219,10 @@ class CloudWatchLogForwarder:
         limits: LogLimits | None = None,
         checkpoint: LogCheckpoint | None = None,
         mask: Callable[[str], str] | None = None,
+        budget: TokenBucket | None = None,
     ) -> None:
         self.sources = tuple(sources)
+        self.budget = budget
         self.logger = logger
         self.limits = limits or LogLimits()
         self.checkpoint = checkpoint
@@ -220,6 +234,9 @@ class CloudWatchLogForwarder:
         self.api_calls = 0
         #: Lines written so far.
         self.lines_written = 0
+        #: Calls dropped while waiting for the read budget (their lines came with a later call).
+        self.calls_dropped_waiting = 0
+        self._budget_wait: asyncio.Future[None] | None = None
         self._loaded = checkpoint is None
         self._disabled: str | None = None
         self._warned: set[str] = set()
@@ -231,8 +248,8 @@ class CloudWatchLogForwarder:
         """Write what is new in every source; returns the number of lines written. Never raises.
 
         ``client`` is a CloudWatch Logs client (aiobotocore). ``final=True`` marks the last call
-        after the job ended: it is never skipped for throttling, and streams that never appeared
-        are reported.
+        after the job ended: it is never skipped for throttling, it goes before non-final calls
+        waiting for the read budget, and streams that never appeared are reported.
         """
         try:
             return await self._forward(client, final)
@@ -241,6 +258,19 @@ class CloudWatchLogForwarder:
         except Exception as exc:  # a bug here must not cost the wait
             self._warn_once(f"unexpected:{type(exc).__name__}", "could not forward log lines: %s", exc)
             return 0
+
+    def stop_waiting(self) -> bool:
+        """Drop the running call if it is still waiting for the read budget (it then writes
+        nothing and changes no cursor; a later call reads its lines). True if one was dropped."""
+        if self._budget_wait is not None and not self._budget_wait.done():
+            self._budget_wait.cancel()
+            return True
+        return False
+
+    @property
+    def streams(self) -> int:
+        """How many streams a call reads (the tokens it takes from the read budget)."""
+        return len(self.cursors)
 
     @property
     def state(self) -> dict[str, Any]:
@@ -264,6 +294,8 @@ class CloudWatchLogForwarder:
             self._skip_calls -= 1
             return 0
         await self._load_checkpoint()
+        if not await self._reserve(self.streams, final):
+            return 0
         reads = await asyncio.gather(
             *(self._read(client, source, stream) for source in self.sources for stream in source.log_streams)
         )
@@ -272,7 +304,7 @@ class CloudWatchLogForwarder:
             return 0
         lines, skipped = self._within_limits(done)
         for read in done:
-            if read.more:
+            if read.more and await self._reserve(1, final):
                 await self._skip_to_end(client, read)
         save = bool(skipped or any(read.events for read in done) or any(read.more for read in done))
         await _uncancelled(self._commit(lines, save))
@@ -288,6 +320,23 @@ class CloudWatchLogForwarder:
         if final:
             self._report_missing_streams()
         return len(lines)
+
+    async def _reserve(self, calls: int, final: bool) -> bool:
+        """Wait for ``calls`` tokens of the read budget; False if :meth:`stop_waiting` gave up."""
+        if self.budget is None:
+            return True
+        wait = self._budget_wait = asyncio.ensure_future(self.budget.acquire(calls, priority=final))
+        try:
+            await wait
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the caller itself is cancelled
+            self.calls_dropped_waiting += 1
+            return False
+        finally:
+            self._budget_wait = None
+        return True
 
     async def _commit(self, lines: Sequence[tuple[str, str]], save: bool) -> None:
         """Save the cursor, then write the lines: the two halves of one call's progress."""
@@ -485,13 +534,30 @@ async def _uncancelled(work: Awaitable[None]) -> None:
         raise
 
 
+def log_read_budget(client: Any) -> TokenBucket | None:
+    """The process's CloudWatch Logs read budget for ``client``'s Region endpoint, None if
+    ``[mwaaops] log_reads_per_second`` is 0 (unlimited).
+
+    Keyed by Region and endpoint only, not by account (knowing the account would cost an STS
+    call): forwarders of different accounts in one triggerer share a budget, which is stricter
+    than the quota needs, never looser.
+    """
+    rate = config.log_reads_per_second()
+    if rate == 0:
+        return None
+    meta = getattr(client, "meta", None)
+    key = ("logs", getattr(meta, "region_name", None), getattr(meta, "endpoint_url", None))
+    return shared_bucket(key, rate)
+
+
 class ForwardsCloudWatchLogs:
     """Mixin for an ``AwsPollingTrigger`` that forwards its job's CloudWatch lines.
 
     The trigger calls :meth:`init_log_forwarding` in ``__init__``, adds :meth:`log_forwarding_kwargs`
     to its ``trigger_kwargs`` and implements :meth:`log_sources` (None while they are not known yet,
     e.g. before the job run exists). Forwarding then runs as the trigger's side work after every
-    status check and once more, bounded, when the job is final. Deferred (in the triggerer), the
+    status check and once more, bounded, when the job is final; all forwarders of the process
+    share one read budget (:func:`log_read_budget`). Deferred (in the triggerer), the
     cursor is checkpointed in an XCom of ``task_instance``; waited on synchronously, it stays in
     memory.
     """
@@ -538,6 +604,7 @@ class ForwardsCloudWatchLogs:
     async def after_check(self: Any, client: Any, result: dict[str, Any] | None) -> None:
         if not self.forward_logs:
             return
+        logs = await self.client(self.logs_service)
         forwarder = self._log_forwarder
         if forwarder is None:
             sources = self.log_sources()
@@ -547,6 +614,24 @@ class ForwardsCloudWatchLogs:
             if self._in_triggerer and self.log_task_instance is not None:
                 checkpoint = XComLogCheckpoint(self.log_task_instance)
             forwarder = self._log_forwarder = CloudWatchLogForwarder(
-                sources, logger=self.log, limits=self.log_limits, checkpoint=checkpoint
+                sources,
+                logger=self.log,
+                limits=self.log_limits,
+                checkpoint=checkpoint,
+                budget=log_read_budget(logs),
             )
-        await forwarder.forward(await self.client(self.logs_service), final=result is not None)
+        await forwarder.forward(logs, final=result is not None)
+
+    def side_work_ending(self) -> None:
+        # A call still waiting for the read budget would only hold up the final one.
+        if self._log_forwarder is not None:
+            self._log_forwarder.stop_waiting()
+
+    def final_side_work_bound(self: Any) -> float:
+        # The final call may wait for its tokens: the bound grows by that wait, so the last read
+        # is not cut off when many jobs end together.
+        bound = float(super().final_side_work_bound())  # type: ignore[misc]
+        forwarder = self._log_forwarder
+        if forwarder is not None and forwarder.budget is not None:
+            bound += forwarder.budget.wait_estimate(forwarder.streams + 1, priority=True)
+        return bound

@@ -144,6 +144,16 @@ class AwsPollingTrigger(BaseTrigger):
         client; ``self.client("logs")`` gives the client of another service.
         """
 
+    def side_work_ending(self) -> None:
+        """The resource is final: called once before the running ``after_check`` call (if any) is
+        awaited, to cut short a call that is only waiting (e.g. for a shared rate budget) so that
+        it does not hold up the final one. Default: nothing."""
+
+    def final_side_work_bound(self) -> float:
+        """Seconds the final ``after_check`` (with the running call before it) may take:
+        ``final_side_work_timeout``, more when a subclass knows its last call must wait longer."""
+        return self.final_side_work_timeout
+
     @property
     def what(self) -> str:
         """How log lines and errors name the resource being waited on."""
@@ -259,13 +269,13 @@ class _SideWork:
 
     async def finish(self, client: Any, final: dict[str, Any]) -> None:
         """Let the running call end, then make the last one with the final payload; bounded."""
+        self.trigger.side_work_ending()
+        bound = self.trigger.final_side_work_bound()
         try:
-            await asyncio.wait_for(self._last(client, final), self.trigger.final_side_work_timeout)
+            await asyncio.wait_for(self._last(client, final), bound)
         except TimeoutError:
             self.trigger.log.warning(
-                "%s: side work still running after %.0fs; not waiting for it",
-                self.trigger.what,
-                self.trigger.final_side_work_timeout,
+                "%s: side work still running after %.0fs; not waiting for it", self.trigger.what, bound
             )
 
     async def _last(self, client: Any, final: dict[str, Any]) -> None:

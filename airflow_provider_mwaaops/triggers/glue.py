@@ -6,7 +6,8 @@ every check first looks for a run of *this* try (a triggerer restart may have in
 start that succeeded), then calls StartJobRun again, with a growing gap between calls, until a
 slot frees or ``slot_wait_timeout_at`` passes. Meanwhile it forwards the run's output and error
 log lines into the task log (:class:`~airflow_provider_mwaaops.log.cloudwatch.ForwardsCloudWatchLogs`:
-two GetLogEvents calls per status check, one per stream).
+two GetLogEvents calls per status check, one per stream, within the process's read budget
+``[mwaaops] log_reads_per_second``).
 """
 
 from __future__ import annotations

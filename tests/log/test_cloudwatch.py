@@ -14,7 +14,13 @@ from moto.core.exceptions import JsonRESTError
 from moto.logs.models import LogsBackend
 
 from airflow_provider_mwaaops.aws.client_pool import shared_pool
-from airflow_provider_mwaaops.log.cloudwatch import CloudWatchLogForwarder, LogLimits, LogSource
+from airflow_provider_mwaaops.aws.rate_limit import TokenBucket, forget_buckets
+from airflow_provider_mwaaops.log.cloudwatch import (
+    CloudWatchLogForwarder,
+    LogLimits,
+    LogSource,
+    log_read_budget,
+)
 
 GROUP = "/aws-glue/jobs/output"
 
@@ -302,3 +308,150 @@ def test_bad_sources_and_limits_are_named():
         LogLimits(max_lines_per_poll=10_000)
     assert LogSource("g", "s").log_streams == ("s",)  # type: ignore[arg-type]
     assert LogSource.from_dict(LogSource("g", ("s",), "x").as_dict()) == LogSource("g", ("s",), "x")
+
+
+# -- the shared read budget ------------------------------------------------------------------------
+class FakeTime:
+    """A clock that moves only when the budget sleeps, by what it asked for."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class RecordingBucket(TokenBucket):
+    """Remembers who got tokens, in order."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.order: list[str] = []
+
+    async def acquire(self, n: float = 1, *, priority: bool = False, name: str = "") -> None:
+        await super().acquire(n, priority=priority)
+        self.order.append(name or ("final" if priority else "poll"))
+
+
+def test_forwarders_sharing_a_budget_read_no_more_than_it_grants_and_lose_nothing(logs):
+    logs.create_log_group(logGroupName="/aws-glue/jobs/error")
+    runs = [f"jr_{n:02d}" for n in range(20)]
+    for run in runs:
+        put(logs, run, *[f"{run} out {k}" for k in range(3)])
+        put(logs, run, f"{run} err", group="/aws-glue/jobs/error")
+    time_ = FakeTime()
+    budget = TokenBucket(2, clock=time_.clock, sleep=time_.sleep)
+    pairs = [
+        make(
+            LogSource(GROUP, (run,), "output"),
+            LogSource("/aws-glue/jobs/error", (run,), "error"),
+            budget=budget,
+        )
+        for run in runs
+    ]
+
+    async def wait(forwarder: CloudWatchLogForwarder, run: str) -> None:
+        client = await shared_pool().client("logs")
+        for poll in range(3):
+            await forwarder.forward(client)
+            if run == runs[0]:
+                put(logs, run, f"{run} out late {poll}")  # arrives between two reads
+        await forwarder.forward(client, final=True)
+
+    async def main() -> None:
+        await asyncio.gather(*(wait(forwarder, run) for (forwarder, _), run in zip(pairs, runs, strict=True)))
+
+    asyncio.run(main())
+    calls = sum(forwarder.api_calls for forwarder, _ in pairs)
+    assert calls == budget.granted == 20 * 4 * 2  # every read took its token
+    assert calls <= budget.capacity + budget.rate * time_.now  # ... and the rate held
+    for (_, out), run in zip(pairs, runs, strict=True):
+        expected = [f"{run} out {k}" for k in range(3)] + [f"{run} err"]
+        expected += [f"{run} out late {poll}" for poll in range(3)] if run == runs[0] else []
+        assert sorted(line.split("] ", 1)[1] for line in out.lines()) == sorted(expected)
+        assert out.warnings() == []
+
+
+class ManualTime(FakeTime):
+    """A clock whose every sleep waits until the test lets it pass (``tick``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def sleep(self, seconds: float) -> None:
+        await self.gate.wait()
+        self.gate.clear()
+        self.now += seconds
+
+    async def tick_until(self, *tasks: asyncio.Future[Any]) -> None:
+        while not all(task.done() for task in tasks):
+            self.gate.set()
+            await asyncio.sleep(0.001)
+
+
+def test_a_call_waiting_for_the_budget_is_dropped_and_the_final_read_goes_first(logs):
+    put(logs, "jr_1", "one", "two")
+    time_ = ManualTime()
+    budget = RecordingBucket(1, clock=time_.clock, sleep=time_.sleep)
+    forwarder, out = make(LogSource(GROUP, ("jr_1",), "output"), budget=budget)
+
+    async def main() -> tuple[int, int]:
+        client = await shared_pool().client("logs")
+        await budget.acquire(1, name="drain")  # the bucket is empty, its time stands still
+        others = [asyncio.ensure_future(budget.acquire(1, name=f"other{n}")) for n in range(3)]
+        waiting = asyncio.ensure_future(forwarder.forward(client))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert forwarder.stop_waiting() is True
+        dropped = await waiting
+        final = asyncio.ensure_future(forwarder.forward(client, final=True))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        await time_.tick_until(final, *others)
+        return dropped, final.result()
+
+    dropped, written = asyncio.run(main())
+    assert dropped == 0
+    assert forwarder.calls_dropped_waiting == 1
+    assert written == 2
+    assert out.lines() == ["[output] one", "[output] two"]
+    assert forwarder.api_calls == 1  # the dropped call read nothing
+    assert budget.order == ["drain", "final", "other0", "other1", "other2"]
+
+
+def test_stop_waiting_does_nothing_without_a_waiting_call(logs):
+    forwarder, _ = make(LogSource(GROUP, ("jr_1",), "output"))
+    assert forwarder.stop_waiting() is False
+
+
+def test_the_budget_comes_from_the_configuration(logs, monkeypatch):
+    forget_buckets()
+
+    async def budgets() -> tuple[Any, Any]:
+        client = await shared_pool().client("logs")
+        return log_read_budget(client), log_read_budget(client)
+
+    monkeypatch.setenv("AIRFLOW__MWAAOPS__LOG_READS_PER_SECOND", "3")
+    first, again = asyncio.run(budgets())
+    assert first is again
+    assert first.rate == 3
+    monkeypatch.setenv("AIRFLOW__MWAAOPS__LOG_READS_PER_SECOND", "0")
+    assert asyncio.run(budgets()) == (None, None)  # unlimited
+    monkeypatch.setenv("AIRFLOW__MWAAOPS__LOG_READS_PER_SECOND", "many")
+    with pytest.raises(ValueError, match="log_reads_per_second"):
+        asyncio.run(budgets())
+    forget_buckets()
+
+
+def test_without_a_budget_nothing_waits(logs):
+    put(logs, "jr_1", "one")
+    forwarder, out = make(LogSource(GROUP, ("jr_1",), "output"), budget=None)
+    for _ in range(20):
+        forward(forwarder)
+    assert forwarder.api_calls == 20
+    assert out.lines() == ["[output] one"]

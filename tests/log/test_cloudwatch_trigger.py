@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from airflow_provider_mwaaops.aws.rate_limit import forget_buckets
 from airflow_provider_mwaaops.compat import DAG
 from airflow_provider_mwaaops.log.cloudwatch import (
     CHECKPOINT_XCOM_KEY,
@@ -116,3 +117,28 @@ def test_lines_reach_the_task_log_once(dag_runner, aws_emulator, restart):
     assert WRITTEN == LINES
     cursor = task_return_values(result.dag_id, result.run_id, key=CHECKPOINT_XCOM_KEY)["wait"]
     assert cursor["streams"][f"{GROUP}\x1fs1"]["token"]
+
+
+def test_a_tight_read_budget_delays_lines_but_the_final_read_delivers_them_once(
+    dag_runner, aws_emulator, monkeypatch
+):
+    """One read per 5 s for the whole triggerer: the status checks go on every 0.2 s, the reads
+    in between wait (and are dropped when the stream is complete), the final read waits for its
+    token and brings every line that was not read yet, exactly once, across a restart."""
+    monkeypatch.setenv("AIRFLOW__MWAAOPS__LOG_READS_PER_SECOND", "0.2")
+    forget_buckets()
+    WRITTEN.clear()
+    logs = aws_emulator.client("logs")
+    logs.create_log_group(logGroupName=GROUP)
+    logs.create_log_stream(logGroupName=GROUP, logStreamName="s1")
+    with DAG("log_once_budget", schedule=None, start_date=datetime.datetime(2026, 1, 1)) as dag:
+        StreamWaitOperator(task_id="wait", deferrable=True, waiter_delay=0.2)
+    writer = write_lines(logs)
+    with triggerer_restarts(StreamWaitTrigger, after_seconds=0.6) as rebuilt:
+        result = dag_runner(dag)
+    writer.join()
+    forget_buckets()
+
+    assert result.task_states == {"wait": "success"}
+    assert rebuilt
+    assert WRITTEN == LINES

@@ -180,6 +180,43 @@ def test_failing_side_work_warns_once_and_the_wait_succeeds(sfn, side_work, monk
     ]
 
 
+class WaitingSideWorkTrigger(SideWorkTrigger):
+    """Side work that waits on something (a rate budget) until told to stop, and whose final call
+    needs longer than ``final_side_work_timeout`` but says so through ``final_side_work_bound``."""
+
+    final_side_work_timeout = 0.05
+    events: list[str] = []
+
+    async def after_check(self, client: Any, result: dict[str, Any] | None) -> None:
+        if result is None:
+            self._waiting = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiting
+            except asyncio.CancelledError:
+                WaitingSideWorkTrigger.events.append("dropped")
+                return
+        else:
+            await asyncio.sleep(0.3)
+            WaitingSideWorkTrigger.events.append("final")
+
+    def side_work_ending(self) -> None:
+        WaitingSideWorkTrigger.events.append("ending")
+        self._waiting.cancel()
+
+    def final_side_work_bound(self) -> float:
+        return 30.0
+
+
+def test_the_final_side_work_cuts_a_waiting_call_short_and_gets_its_own_bound(sfn):
+    arn = sfn.start_execution(stateMachineArn=_machine(sfn, 1), name="side-waits")["executionArn"]
+    WaitingSideWorkTrigger.events = []
+
+    payload = asyncio.run(WaitingSideWorkTrigger(execution_arn=arn, waiter_delay=0.1).wait())
+
+    assert payload["status"] == "success"
+    assert WaitingSideWorkTrigger.events == ["ending", "dropped", "final"]
+
+
 def test_triggers_without_side_work_skip_the_machinery():
     trigger = StepFunctionExecutionTrigger(execution_arn="arn:aws:states:us-east-1:1:execution:m:e")
     assert not trigger._has_side_work()
