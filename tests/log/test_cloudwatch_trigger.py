@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_mwaaops.compat import DAG
+from airflow_provider_mwaaops.compat import DAG, DAG_TEST_TRIGGERS_REACH_XCOMS
 from airflow_provider_mwaaops.log.cloudwatch import (
     CHECKPOINT_XCOM_KEY,
     ForwardsCloudWatchLogs,
@@ -113,6 +113,14 @@ def test_lines_reach_the_task_log_once(dag_runner, aws_emulator, restart):
 
     assert result.task_states == {"wait": "success"}
     assert bool(rebuilt) is restart
+    cursors = task_return_values(result.dag_id, result.run_id, key=CHECKPOINT_XCOM_KEY)
+    if not DAG_TEST_TRIGGERS_REACH_XCOMS:
+        # Airflow 3.0's dag.test() runs the trigger with no channel to XComs (documented in compat):
+        # no cursor is stored, so a rebuilt trigger forwards the stream again from its first line.
+        assert cursors == {}
+        repeated = len(WRITTEN) - len(LINES)
+        assert LINES[:repeated] + LINES == WRITTEN
+        assert repeated == 0 or restart
+        return
     assert WRITTEN == LINES
-    cursor = task_return_values(result.dag_id, result.run_id, key=CHECKPOINT_XCOM_KEY)["wait"]
-    assert cursor["streams"][f"{GROUP}\x1fs1"]["token"]
+    assert cursors["wait"]["streams"][f"{GROUP}\x1fs1"]["token"]
