@@ -76,11 +76,14 @@ __all__ = [
     "ASSET_WATCHERS",
     "DAG",
     "DAG_TEST_LOGICAL_DATE_ARG",
+    "DAG_TEST_TASK_CALLBACKS_GET_EXCEPTION",
+    "DAG_TEST_TRIGGERS_REACH_XCOMS",
     "DATASET_EVENTS_IN_TASK_PROCESS",
     "DEFERRED_TRY_XCOM_KEY",
     "EXECUTORS_RUN_WORKLOADS",
     "HAS_API_SERVER",
     "INSTALLED_AIRFLOW_VERSION",
+    "LOCAL_EXECUTOR_QUEUES_DIRECTLY",
     "REACT_UI",
     "RETRY_MAY_RESUME_EARLIER_TRY",
     "STANDALONE_DAG_PROCESSOR",
@@ -142,9 +145,30 @@ STANDALONE_DAG_PROCESSOR = AIRFLOW_V_3_0_PLUS
 #: ``execute_async`` (2.11).
 EXECUTORS_RUN_WORKLOADS = AIRFLOW_V_3_0_PLUS
 
+#: Airflow 3.0's ``LocalExecutor`` overrides ``queue_workload`` to put each workload straight on its
+#: workers' queue, so its workloads never pass through ``BaseExecutor``'s ``queued_tasks`` and
+#: ``_process_workloads`` (``airflow/executors/local_executor.py`` of 3.0.6); from 3.1.0 it
+#: implements ``_process_workloads`` and takes them from the base executor like the others.
+LOCAL_EXECUTOR_QUEUES_DIRECTLY = AIRFLOW_V_3_0_PLUS and not AIRFLOW_V_3_1_PLUS
+
 #: ``dag.test()`` names its logical-date argument ``logical_date`` on Airflow 3, ``execution_date``
 #: on 2.11.
 DAG_TEST_LOGICAL_DATE_ARG = "logical_date" if AIRFLOW_V_3_0_PLUS else "execution_date"
+
+#: ``dag.test()`` puts the task's exception into the context of its ``on_failure_callback`` /
+#: ``on_retry_callback`` (``context["exception"]``). A worker always does (Airflow 3: the task
+#: runner's ``main()``; 2.11: ``handle_failure``), but the in-process supervisor that ``dag.test()``
+#: uses on Airflow 3 did not mirror that before Task SDK 1.3.0 (Airflow 3.3; apache/airflow#64568):
+#: on 3.0-3.2 a task callback under ``dag.test()`` sees no exception, so a notification built there
+#: has no exception fields. Local testing only; deployments are unaffected.
+DAG_TEST_TASK_CALLBACKS_GET_EXCEPTION = AIRFLOW_V_3_3_PLUS or not AIRFLOW_V_3_0_PLUS
+
+#: A trigger that ``dag.test()`` runs inline can read and write XComs (a log cursor). Airflow 3.0's
+#: ``_run_inline_trigger`` runs it after the task's in-process supervisor channel is gone
+#: (``airflow/sdk/definitions/dag.py``), so :func:`trigger_xcom_get` reads None and
+#: :func:`trigger_xcom_set` stores nothing there; 3.1+ pass the task instance and lend the channel.
+#: A real 3.0 triggerer serves ``GetXCom``/``SetXCom`` (``TriggerRunnerSupervisor``).
+DAG_TEST_TRIGGERS_REACH_XCOMS = AIRFLOW_V_3_1_PLUS or not AIRFLOW_V_3_0_PLUS
 
 #: The UI is Airflow 3's React UI (task pages at ``/dags/<dag>/runs/<run>/tasks/<task>``), not
 #: 2.11's grid view (``/dags/<dag>/grid?...``).

@@ -20,7 +20,7 @@ from typing import Any
 
 from airflow.executors.local_executor import LocalExecutor
 
-from airflow_provider_mwaaops.compat import EXECUTORS_RUN_WORKLOADS
+from airflow_provider_mwaaops.compat import EXECUTORS_RUN_WORKLOADS, LOCAL_EXECUTOR_QUEUES_DIRECTLY
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,17 @@ class LosingLocalExecutor(LocalExecutor):
         log.warning("LosingLocalExecutor: losing the first workload of %s", key)
         return True
 
-    if EXECUTORS_RUN_WORKLOADS:
+    if LOCAL_EXECUTOR_QUEUES_DIRECTLY:
+
+        def queue_workload(self, workload: Any, session: Any = None) -> None:
+            from airflow.executors.workloads import ExecuteTask
+
+            # Airflow 3.0's LocalExecutor hands each workload to its workers right here (compat).
+            if isinstance(workload, ExecuteTask) and self._lose(workload.ti.key, workload.ti.queue):
+                return  # accepted as far as the scheduler can tell, never handed to a worker
+            super().queue_workload(workload, session=session)
+
+    elif EXECUTORS_RUN_WORKLOADS:
 
         def _process_workloads(self, workload_list: Any) -> Any:
             from airflow.executors.workloads import ExecuteTask

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_mwaaops.aws.rate_limit import forget_buckets
-from airflow_provider_mwaaops.compat import DAG
+from airflow_provider_mwaaops.compat import DAG, DAG_TEST_TRIGGERS_REACH_XCOMS
 from airflow_provider_mwaaops.log.cloudwatch import (
     CHECKPOINT_XCOM_KEY,
     ForwardsCloudWatchLogs,
@@ -114,9 +114,17 @@ def test_lines_reach_the_task_log_once(dag_runner, aws_emulator, restart):
 
     assert result.task_states == {"wait": "success"}
     assert bool(rebuilt) is restart
+    cursors = task_return_values(result.dag_id, result.run_id, key=CHECKPOINT_XCOM_KEY)
+    if not DAG_TEST_TRIGGERS_REACH_XCOMS:
+        # Airflow 3.0's dag.test() runs the trigger with no channel to XComs (documented in compat):
+        # no cursor is stored, so a rebuilt trigger forwards the stream again from its first line.
+        assert cursors == {}
+        repeated = len(WRITTEN) - len(LINES)
+        assert LINES[:repeated] + LINES == WRITTEN
+        assert repeated == 0 or restart
+        return
     assert WRITTEN == LINES
-    cursor = task_return_values(result.dag_id, result.run_id, key=CHECKPOINT_XCOM_KEY)["wait"]
-    assert cursor["streams"][f"{GROUP}\x1fs1"]["token"]
+    assert cursors["wait"]["streams"][f"{GROUP}\x1fs1"]["token"]
 
 
 def test_a_tight_read_budget_delays_lines_but_the_final_read_delivers_them_once(
@@ -125,6 +133,8 @@ def test_a_tight_read_budget_delays_lines_but_the_final_read_delivers_them_once(
     """One read per 5 s for the whole triggerer: the status checks go on every 0.2 s, the reads
     in between wait (and are dropped when the stream is complete), the final read waits for its
     token and brings every line that was not read yet, exactly once, across a restart."""
+    if not DAG_TEST_TRIGGERS_REACH_XCOMS:
+        pytest.skip("dag.test() of Airflow 3.0 gives inline triggers no XComs: no cursor survives a restart")
     monkeypatch.setenv("AIRFLOW__MWAAOPS__LOG_READS_PER_SECOND", "0.2")
     forget_buckets()
     WRITTEN.clear()

@@ -14,7 +14,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from airflow_provider_mwaaops.compat import AIRFLOW_V_3_0_PLUS, DAG, BaseHook, Variable, task
+from airflow_provider_mwaaops.compat import (
+    AIRFLOW_V_3_0_PLUS,
+    DAG,
+    DAG_TEST_TASK_CALLBACKS_GET_EXCEPTION,
+    BaseHook,
+    Variable,
+    task,
+)
 from airflow_provider_mwaaops.notifications.message import SNS_MAX_MESSAGE_BYTES
 from airflow_provider_mwaaops.notifications.sns import SnsRunStatusNotifier
 
@@ -23,6 +30,14 @@ from .conftest import Received, SnsInbox
 SECRET = "hunter2-Very-Secret-Pa55"
 CONNECTION_PASSWORD = "conn-Pa55w0rd-for-etl"
 ONE_MB = 1024 * 1024
+#: Where dag.test() hands task callbacks no exception (Airflow 3.0-3.2, see compat), no traceback can
+#: reach the notifier, and those lines' dag.test() renders the task's exception with Rich, which
+#: takes hours on one unbroken 1 MB line: the mapped task then fails with a short message.
+FAILING_SIZE = ONE_MB if DAG_TEST_TASK_CALLBACKS_GET_EXCEPTION else 64
+needs_exception = pytest.mark.skipif(
+    not DAG_TEST_TASK_CALLBACKS_GET_EXCEPTION,
+    reason="dag.test() of this Airflow passes task callbacks no exception (apache/airflow#64568)",
+)
 ENVIRONMENT = "h1-test-env"
 
 
@@ -61,7 +76,7 @@ def callbacks_dag() -> DAG:
 
         succeeds()
         retries_then_fails()
-        mapped.expand(size=[0, ONE_MB])
+        mapped.expand(size=[0, FAILING_SIZE])
     return dag
 
 
@@ -139,10 +154,13 @@ def test_task_failure_message_carries_every_field(delivered):
         assert doc["duration_seconds"] is None
     assert doc["end_date"]
     assert doc["hostname"]
-    assert doc["exception_type"] == "ConnectionError"
-    assert doc["exception_message"].startswith("login refused for user etl with password")
-    assert "Traceback" in doc["traceback"]
-    assert "raise ConnectionError" in doc["traceback"]
+    if DAG_TEST_TASK_CALLBACKS_GET_EXCEPTION:
+        assert doc["exception_type"] == "ConnectionError"
+        assert doc["exception_message"].startswith("login refused for user etl with password")
+        assert "Traceback" in doc["traceback"]
+        assert "raise ConnectionError" in doc["traceback"]
+    else:
+        assert (doc["exception_type"], doc["exception_message"], doc["traceback"]) == (None, None, None)
     expected_link = (
         "http://localhost:8080/dags/notifier_callbacks/runs/"
         if AIRFLOW_V_3_0_PLUS
@@ -167,9 +185,11 @@ def test_retry_message_counts_the_try(delivered):
     messages, _ = delivered
     (retry,) = pick(messages, task_id="retries_then_fails", state="up_for_retry")
     assert (retry.document["try_number"], retry.document["max_tries"]) == (1, 1)
-    assert retry.document["exception_type"] == "ConnectionError"
+    expected_type = "ConnectionError" if DAG_TEST_TASK_CALLBACKS_GET_EXCEPTION else None
+    assert retry.document["exception_type"] == expected_type
 
 
+@needs_exception
 def test_secret_in_the_exception_is_masked_everywhere(delivered):
     messages, _ = delivered
     for message in pick(messages, task_id="retries_then_fails"):
@@ -180,6 +200,7 @@ def test_secret_in_the_exception_is_masked_everywhere(delivered):
         assert "postgres://etl:***@warehouse.internal" in message.document["exception_message"]
 
 
+@needs_exception
 def test_one_megabyte_traceback_still_fits(delivered):
     messages, _ = delivered
     (mapped,) = pick(messages, task_id="mapped")

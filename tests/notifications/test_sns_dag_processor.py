@@ -9,13 +9,15 @@ from the request (``_execute_dag_callbacks``) and Variables fetched over the sup
 Airflow's own ``BaseNotifier`` cannot render templates (apache/airflow#64649; SnsRunStatusNotifier works
 around it, see test_sns_callbacks). So this test finishes a real run with ``dag.test()``, asks
 the finished DagRun for the callback request exactly as the scheduler does
-(``DagRun.produce_dag_callback(execute=False)``), and hands it to a real ``DagFileProcessorProcess``
+(``DagRun.produce_dag_callback(execute=False)``; on 3.0 ``update_state(execute_callbacks=False)``),
+and hands it to a real ``DagFileProcessorProcess``
 the way ``DagFileProcessorManager`` does: a forked child, the in-process Execution API, the
 manager's socket loop.
 """
 
 from __future__ import annotations
 
+import inspect
 import selectors
 import textwrap
 import time
@@ -72,16 +74,26 @@ def run_callbacks_like_the_dag_processor(dag_file: Path, bundle_path: Path, call
     log_path = dag_file.with_suffix(".processor.log")
     selector = selectors.DefaultSelector()
     with log_path.open("ab") as handle:
-        processors = logging_processors(json_output=True)
+        # JSON lines, as the manager writes a processor's log (Airflow 3.0 names the flag the other way).
+        if "json_output" in inspect.signature(logging_processors).parameters:
+            processors = logging_processors(json_output=True)
+        else:
+            processors, _ = logging_processors(enable_pretty_log=False)
         logger = structlog.wrap_logger(
             structlog.BytesLogger(handle), processors=processors, logger_name="processor"
         ).bind()
+        # Airflow 3.0's manager does not name the bundle or the file's relative path to its processors.
+        start_parameters = inspect.signature(DagFileProcessorProcess.start).parameters
+        bundle = (
+            {"bundle_name": "dags-folder", "dag_file_rel_path": dag_file.name}
+            if "bundle_name" in start_parameters
+            else {}
+        )
         process = DagFileProcessorProcess.start(
             id=uuid7(),
             path=dag_file,
             bundle_path=bundle_path,
-            bundle_name="dags-folder",
-            dag_file_rel_path=dag_file.name,
+            **bundle,
             callbacks=callbacks,
             selector=selector,
             logger=logger,
@@ -130,9 +142,15 @@ def test_dag_failure_callback_in_the_dag_processor(mwaaops_airflow, aws_emulator
             )
             serialized = SerializedDagModel.get_dag(result.dag_id, session=session)
             failed_ti = next(ti for ti in dag_run.get_task_instances(session=session) if ti.state == "failed")
-            request = dag_run.produce_dag_callback(
-                dag=serialized, success=False, relevant_ti=failed_ti, reason="task_failure", execute=False
-            )
+            if hasattr(dag_run, "produce_dag_callback"):
+                request = dag_run.produce_dag_callback(
+                    dag=serialized, success=False, relevant_ti=failed_ti, reason="task_failure", execute=False
+                )
+            else:
+                # Airflow 3.0's scheduler gets the request from update_state(execute_callbacks=False)
+                # (airflow/models/dagrun.py), which re-derives the finished run's state from its tasks.
+                dag_run.dag = serialized
+                _, request = dag_run.update_state(session=session, execute_callbacks=False)
             assert request is not None
             request = type(request).model_validate_json(request.to_json())  # as the DB queue stores it
 

@@ -90,7 +90,15 @@ def test_failure_only_after_the_last_try(dag_runner: Any, aws_emulator: Any) -> 
     (failed,) = _events(aws_emulator, waiting.execution_arn, "TaskFailed")
     details = failed["taskFailedEventDetails"]
     assert details["error"] == "RecoveryFailed"
-    assert "RuntimeError: the restore broke" in details["cause"]
+    from airflow_provider_mwaaops.compat import DAG_TEST_TASK_CALLBACKS_GET_EXCEPTION
+
+    if DAG_TEST_TASK_CALLBACKS_GET_EXCEPTION:
+        assert "RuntimeError: the restore broke" in details["cause"]
+    else:
+        # dag.test() of Airflow 3.0-3.2 gives the task's failure callback no exception (compat): the
+        # cause then says that the run failed, never the exception text it cannot know.
+        assert details["cause"]
+        assert "the restore broke" not in details["cause"]
 
 
 def test_an_expired_token_is_logged_clearly(mwaaops_airflow: Any, aws_emulator: Any, caplog: Any) -> None:

@@ -14,7 +14,7 @@ from moto.core.exceptions import JsonRESTError
 from moto.glue.responses import GlueResponse
 from moto.logs.responses import LogsResponse
 
-from airflow_provider_mwaaops.compat import DAG
+from airflow_provider_mwaaops.compat import DAG, DAG_TEST_TRIGGERS_REACH_XCOMS
 from airflow_provider_mwaaops.log.cloudwatch import CHECKPOINT_XCOM_KEY
 from airflow_provider_mwaaops.operators.glue import ResumableGlueJobOperator
 from airflow_provider_mwaaops.testing.dag_runner import task_return_values
@@ -101,11 +101,21 @@ def test_log_lines_reach_the_task_log_exactly_once(dag_runner, glue, task_log, r
 
     assert result.task_states == {"etl": "success"}
     assert bool(rebuilt) is restart
+    cursors = task_return_values(result.dag_id, result.run_id, key=CHECKPOINT_XCOM_KEY)
+    if not DAG_TEST_TRIGGERS_REACH_XCOMS:
+        # Airflow 3.0's dag.test() runs the trigger with no channel to XComs (documented in compat):
+        # no cursor is stored, so a rebuilt trigger forwards each stream again from its first line.
+        assert cursors == {}
+        for prefix, lines in (("[glue output]", OUTPUT), ("[glue error]", ERRORS)):
+            written = task_log.lines(prefix)
+            repeated = len(written) - len(lines)
+            assert written == lines[:repeated] + lines
+            assert repeated == 0 or restart
+        return
     assert task_log.lines("[glue output]") == OUTPUT
     assert task_log.lines("[glue error]") == ERRORS
-    cursor = task_return_values(result.dag_id, result.run_id, key=CHECKPOINT_XCOM_KEY)["etl"]
     [run] = glue.get_job_runs(JobName=JOB)["JobRuns"]
-    assert f"/aws-glue/jobs/output\x1f{run['Id']}" in cursor["streams"]
+    assert f"/aws-glue/jobs/output\x1f{run['Id']}" in cursors["etl"]["streams"]
 
 
 def test_logs_access_denied_leaves_the_task_green_with_one_warning(dag_runner, glue, task_log, monkeypatch):
