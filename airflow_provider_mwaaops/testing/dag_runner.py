@@ -94,7 +94,7 @@ def task_instance_states(dag_id: str, run_id: str) -> dict[str, str]:
             .all()
         )
     return {
-        _task_key(task_id, map_index): str(state.value if hasattr(state, "value") else state)
+        _task_key(task_id, map_index): str(getattr(state, "value", state))
         for task_id, map_index, state in rows
     }
 
