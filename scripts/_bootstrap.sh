@@ -43,6 +43,10 @@ make_env() {
   # under 2.11's. A fresh resolve now picks 2.1.x, which no MWAA version runs and this suite has not
   # been checked against (its first symptom: changed type hints of query rows).
   case "$spec" in apache-airflow~=3*) extra_pkgs+=("SQLAlchemy>=2.0,<2.1") ;; esac
+  # cryptography 51 made a fresh resolve trade snowflake-connector-python 4.8 (which caps it) for
+  # 4.0 and pyOpenSSL 22, which fails at import on cryptography 51 ("module 'lib' has no
+  # attribute 'GEN_EMAIL'"). Keep the connector the snowflake extra is tested with.
+  case "$spec" in apache-airflow~=3*) extra_pkgs+=("snowflake-connector-python>=4.8") ;; esac
   log "installing airflow-provider-mwaaops[test,docs,snowflake,postgres,report] with $spec into $(basename "$venv")"
   "$UV" pip install --quiet --python "$venv/bin/python" -e "$ROOT[test,docs,snowflake,postgres,report]" \
     "$spec" uv "${extra_pkgs[@]}"
