@@ -209,25 +209,27 @@ def run_export(
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be positive")
     plan = plan_export(sink, export_id, mode, tables, previous_export_id)
-    masker = masker_for_source(source, chunk_rows) if mask_secrets else None
     if provider_version is None:
         from airflow_provider_mwaaops import __version__ as provider_version
-    manifest = Manifest(
-        export_id=plan.export_id,
-        mode=plan.mode,
-        airflow_version=source.airflow_version(),
-        source=source.describe(),
-        started_at=_iso(datetime.now(UTC)) or "",
-        previous_export_id=plan.previous.export_id if plan.previous else None,
-        secrets=cipher.describe() if cipher else {"mode": "exclude"},
-        provider_version=provider_version or "",
-    )
-    for spec in plan.tables:
-        entry = _export_table(source, sink, plan, spec, chunk_rows, cipher, progress, masker)
-        if entry is not None:
-            manifest.tables[spec.name] = entry
-            if entry.masked:
-                log.info("Table %s: values with a secret masked, per column: %s", spec.name, entry.masked)
+    # Every table is read at one moment, so that rows agree with each other (see sources.snapshot).
+    with source.consistent_read():
+        masker = masker_for_source(source, chunk_rows) if mask_secrets else None
+        manifest = Manifest(
+            export_id=plan.export_id,
+            mode=plan.mode,
+            airflow_version=source.airflow_version(),
+            source=source.describe(),
+            started_at=_iso(datetime.now(UTC)) or "",
+            previous_export_id=plan.previous.export_id if plan.previous else None,
+            secrets=cipher.describe() if cipher else {"mode": "exclude"},
+            provider_version=provider_version or "",
+        )
+        for spec in plan.tables:
+            entry = _export_table(source, sink, plan, spec, chunk_rows, cipher, progress, masker)
+            if entry is not None:
+                manifest.tables[spec.name] = entry
+                if entry.masked:
+                    log.info("Table %s: values with a secret masked, per column: %s", spec.name, entry.masked)
     manifest.finished_at = _iso(datetime.now(UTC))
     sink.write_bytes(manifest_path(plan.export_id), manifest.to_json())
     log.info(

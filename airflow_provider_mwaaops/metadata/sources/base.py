@@ -10,6 +10,7 @@ manifest.
 from __future__ import annotations
 
 import abc
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -81,6 +82,15 @@ class MetadataSource(metaclass=abc.ABCMeta):
         writer encrypts it before anything is written), so a source must decrypt what the
         database stores encrypted with Airflow's own Fernet key.
         """
+
+    @contextlib.contextmanager
+    def consistent_read(self) -> Iterator[None]:
+        """Reads inside the block see one moment of the source where the source can do that.
+
+        The default cannot (the REST API answers each page at its own moment); the database
+        source reads under one snapshot. ``describe()`` inside the block says which applies.
+        """
+        yield
 
     def close(self) -> None:  # noqa: B027  (optional hook)
         """Release connections."""

@@ -14,6 +14,7 @@ column. Both write the same chunks, so the files and checksums do not depend on 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator
 from dataclasses import replace
@@ -31,6 +32,7 @@ from airflow_provider_mwaaops.metadata.sources.database_schema import (
     ReadRequest,
 )
 from airflow_provider_mwaaops.metadata.sources.pg_copy_reader import CopyReader
+from airflow_provider_mwaaops.metadata.sources.snapshot import postgres_snapshot, sqlite_copy
 from airflow_provider_mwaaops.metadata.tables import TableSpec
 
 log = logging.getLogger(__name__)
@@ -98,22 +100,60 @@ class DatabaseSource(MetadataSource):
 
                 url = _own_database_url(conf.get("database", "sql_alchemy_conn"))
             engine = sa.create_engine(normalize_url(url), poolclass=sa.pool.NullPool)
-        self.engine = engine
         self.dialect = engine.dialect.name
         self.chunk_timeout = chunk_timeout
         self.fast_path = fast_path and self.dialect == "postgresql"
+        self._conn_id = conn_id
+        self._database_name = engine.url.database and str(engine.url.database).rsplit("/", 1)[-1]
+        self._snapshot: str | None = None
+        self._read_from(engine)
+
+    def _read_from(self, engine: sa.engine.Engine) -> None:
+        self.engine = engine
         self.schema = DatabaseSchema(engine)
         self.reader: CopyReader | CursorReader = (
-            CopyReader(self.schema, chunk_timeout) if self.fast_path else CursorReader(self.schema)
+            CopyReader(self.schema, self.chunk_timeout) if self.fast_path else CursorReader(self.schema)
         )
-        self._conn_id = conn_id
+
+    @contextlib.contextmanager
+    def consistent_read(self) -> Iterator[None]:
+        """Every read in the block sees one moment of the database (see ``snapshot``)."""
+        try:
+            if self.dialect == "postgresql":
+                with postgres_snapshot(self.engine) as self._snapshot:
+                    yield
+            elif self.dialect == "sqlite":
+                with sqlite_copy(self.engine) as copy:
+                    yield from self._reading_copy(copy)
+            else:
+                log.warning(
+                    "The export reads each table of this %s database at its own moment (no shared "
+                    "snapshot): rows written during the export may reference rows it does not hold",
+                    self.dialect,
+                )
+                yield
+        finally:
+            self._snapshot = None
+
+    def _reading_copy(self, copy: sa.engine.Engine | None) -> Iterator[None]:
+        if copy is None:
+            yield
+            return
+        live = self.engine
+        self._snapshot = "sqlite backup copy"
+        self._read_from(copy)
+        try:
+            yield
+        finally:
+            self._read_from(live)
 
     # -- description --------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
         info: dict[str, Any] = {"kind": self.kind, "dialect": self.dialect, "fast_path": self.fast_path}
         if self._conn_id:
             info["conn_id"] = self._conn_id
-        info["database"] = self.engine.url.database and str(self.engine.url.database).rsplit("/", 1)[-1]
+        info["database"] = self._database_name
+        info["snapshot"] = self._snapshot
         if "alembic_version" in self.schema.table_names:
             with self.engine.connect() as conn:
                 info["alembic_revision"] = conn.execute(
