@@ -39,6 +39,8 @@ from airflow_provider_mwaaops.metadata.manifest import (
 from airflow_provider_mwaaops.metadata.sinks import open_sink
 from airflow_provider_mwaaops.metadata.sinks.local import LocalSink
 
+from .live_writes import LiveWrites
+
 POPULATE = Path(__file__).with_name("populate_airflow.py")
 CANARY_PASSWORD = "canary-pw-7Q2x9ZpKvB"
 CANARY_VALUE = "canary-var-Hs81LmQ0tR"
@@ -367,104 +369,6 @@ def test_canary_secrets_never_appear_in_plain_text(source_airflow, tmp_path, mod
 
 
 # -- one moment: rows written while the export runs never split a backup ------------------------
-class LiveWrites:
-    """Writes what a busy Airflow writes, from its own connection, between two tables' reads: a
-    new DAG run with its task instances (one of them retried: a history row), a retry of an
-    existing task instance (history row, new try; on Airflow 3 a new id), a log row. ``undo``
-    puts the database back."""
-
-    def __init__(self, airflow) -> None:
-        import sqlalchemy as sa
-
-        self.sa = sa
-        self.engine = sa.create_engine(airflow.sql_alchemy_conn, poolclass=sa.pool.NullPool)
-        self.meta = sa.MetaData()
-        names = ("dag_run", "task_instance", "task_instance_history", "log")
-        self.meta.reflect(self.engine, only=lambda name, _m: name in names)
-        self.undo_steps: list = []
-
-    def table(self, name: str):
-        return self.meta.tables[name]
-
-    def _history_row(self, ti_row) -> dict:
-        tih = self.table("task_instance_history")
-        row = {c.name: ti_row[c.name] for c in tih.c if c.name in ti_row and c.name != "id"}
-        if "task_instance_id" in tih.c:
-            row["task_instance_id"] = ti_row["id"]
-        if "try_id" in tih.c:
-            row["try_id"] = _new_uuid_like(ti_row["id"])
-        return row
-
-    def new_run(self, run_id: str, *, days: int) -> None:
-        """A run copied from the probe's first one, its task instances, a history row, a log row."""
-        from datetime import timedelta
-
-        sa, run, ti, log_t = self.sa, self.table("dag_run"), self.table("task_instance"), self.table("log")
-        tih = self.table("task_instance_history")
-        with self.engine.begin() as conn:
-            old = conn.execute(sa.select(run).where(run.c.dag_id == PROBE_DAG).limit(1)).mappings().one()
-            new = {k: v for k, v in old.items() if k != "id"}
-            new["run_id"] = run_id
-            date_col = "logical_date" if "logical_date" in run.c else "execution_date"
-            new[date_col] = old[date_col] + timedelta(days=days)
-            conn.execute(run.insert().values(**new))
-            rows = conn.execute(sa.select(ti).where(ti.c.run_id == old["run_id"])).mappings().all()
-            assert rows, "the probe DAG's first run has task instances"
-            for row in rows:
-                copy = {**row, "run_id": run_id}
-                if "id" in ti.c:
-                    copy["id"] = _new_uuid_like(row["id"])
-                conn.execute(ti.insert().values(**copy))
-            conn.execute(tih.insert().values(**self._history_row(copy)))
-            entry = conn.execute(sa.select(log_t).limit(1)).mappings().one()
-            values = {k: v for k, v in entry.items() if k != "id"}
-            log_id = conn.execute(log_t.insert().values(**values)).inserted_primary_key[0]
-
-        def undo(conn) -> None:
-            conn.execute(log_t.delete().where(log_t.c.id == log_id))
-            conn.execute(tih.delete().where(tih.c.run_id == run_id))
-            conn.execute(ti.delete().where(ti.c.run_id == run_id))
-            conn.execute(run.delete().where(run.c.run_id == run_id))
-
-        self.undo_steps.append(undo)
-
-    def retry(self) -> None:
-        """A retry: the try goes to history; the task instance waits for its next try (and on
-        Airflow 3 gets a new id)."""
-        sa, ti, tih = self.sa, self.table("task_instance"), self.table("task_instance_history")
-        with self.engine.begin() as conn:
-            query = sa.select(ti).where(ti.c.dag_id == PROBE_DAG, ti.c.task_id == "broken").limit(1)
-            row = dict(conn.execute(query).mappings().one())
-            conn.execute(tih.insert().values(**self._history_row(row)))
-            key = [ti.c[k] == row[k] for k in ("dag_id", "task_id", "run_id", "map_index")]
-            change = {"state": "up_for_retry", "try_number": row["try_number"] + 1}
-            if "id" in ti.c:
-                change["id"] = _new_uuid_like(row["id"])
-            conn.execute(ti.update().where(*key).values(**change))
-
-        def undo(conn) -> None:
-            conn.execute(ti.update().where(*key).values(**{k: row[k] for k in change}))
-            history_key = [tih.c[k] == row[k] for k in ("dag_id", "task_id", "run_id", "map_index")]
-            conn.execute(tih.delete().where(*history_key, tih.c.try_number == row["try_number"]))
-
-        self.undo_steps.append(undo)
-
-    def undo(self) -> None:
-        with self.engine.begin() as conn:
-            for step in reversed(self.undo_steps):
-                step(conn)
-        self.engine.dispose()
-
-
-def _new_uuid_like(value):
-    """A new id of the stored kind (a UUID object on PostgreSQL, 32 hex characters on SQLite)."""
-    import uuid
-
-    if isinstance(value, uuid.UUID):
-        return uuid.uuid4()
-    return uuid.uuid4().hex if len(str(value)) == 32 else str(uuid.uuid4())
-
-
 @pytest.mark.parametrize("fast_path", [True, False], ids=["copy", "cursor"])
 def test_an_export_is_one_moment_of_the_database(source_airflow, tmp_path, fast_path):
     """What the drill example met on Airflow 3: a run retried while the backup ran left history
@@ -474,7 +378,7 @@ def test_an_export_is_one_moment_of_the_database(source_airflow, tmp_path, fast_
     tables = ["dag_run", "task_instance", "task_instance_history", "log"]
     before = {name: db_rows(source_airflow, f"SELECT count(*) FROM {name}")[0][0] for name in tables}
     states = set(db_rows(source_airflow, "SELECT run_id, task_id, state, try_number FROM task_instance"))
-    writes = LiveWrites(source_airflow)
+    writes = LiveWrites(source_airflow.sql_alchemy_conn, PROBE_DAG, failing_task="broken")
     done: list[str] = []
 
     def between_reads(table: str, _chunk: int, _rows: int) -> None:

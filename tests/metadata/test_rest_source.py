@@ -253,6 +253,54 @@ def test_rest_export_matches_what_the_api_reports(small_page_api: Any, history: 
 
 
 @airflow3
+def test_a_rest_export_written_to_while_it_reads_restores_whole(
+    small_page_api: Any, history: Any, mwaaops_airflow: Any, tmp_path: Path
+) -> None:
+    """The API answers each page at its own moment: runs the scheduler touches while the export
+    runs and tasks retried between the task instance and history reads must still leave every
+    task instance with its run and every history row with its task instance (a restore refuses
+    anything else)."""
+    from airflow_provider_mwaaops.metadata.sources.rest import RestSource
+
+    from .live_writes import LiveWrites
+
+    writes = LiveWrites(mwaaops_airflow.sql_alchemy_conn, "rest_src_fail", failing_task="boom")
+    done: list[str] = []
+
+    def between_reads(table: str, _chunk: int, _rows: int) -> None:
+        if table == "task_instance" and not done:  # its history is read next
+            done.append(table)
+            writes.new_run("manual__while_exporting_rest", days=300)
+            writes.retry()
+
+    source = RestSource(_url_client(small_page_api), page_size=100)
+    try:
+        touched = writes.touch_run()  # after the export started, before dag_run is read
+        tables = ["dag_run", "task_instance", "task_instance_history"]
+        manifest = _export(source, tmp_path, export_id="rest-live", tables=tables, progress=between_reads)
+    finally:
+        writes.undo()
+    assert done == ["task_instance"]
+    runs = {(r["dag_id"], r["run_id"]) for r in _rows(tmp_path, manifest, "dag_run")}
+    assert ("rest_src_fail", touched) in runs
+    tis = _rows(tmp_path, manifest, "task_instance")
+    assert {(r["dag_id"], r["run_id"]) for r in tis} <= runs
+    exported = {(r["dag_id"], r["task_id"], r["run_id"], r["map_index"]): r for r in tis}
+    history_rows = _rows(tmp_path, manifest, "task_instance_history")
+    assert history_rows
+    for row in history_rows:
+        key = (row["dag_id"], row["task_id"], row["run_id"], row["map_index"])
+        assert key in exported, f"history of a task instance the export does not hold: {key}"
+        ti = exported[key]
+        assert row["task_instance_id"] == ti["id"]
+        assert row["try_number"] < ti["try_number"] or (
+            row["try_number"] == ti["try_number"] and ti["state"] == "up_for_retry"
+        ), key
+    numbered = [(r["task_instance_id"], r["try_number"]) for r in history_rows]
+    assert len(numbered) == len(set(numbered))
+
+
+@airflow3
 def test_rest_export_through_mwaa_invoke_rest_api(
     small_page_api: Any, history: Any, aws_emulator: Any, tmp_path: Path
 ) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -419,6 +419,8 @@ class RestSource(MetadataSource):
         self._info: dict[str, Any] = {}
         #: Task instances whose tries could not be read (path over MWAA's 64-character limit).
         self.skipped_tries: list[str] = []
+        #: The task instances this export read, by natural key (their history is read for them).
+        self._exported_tis: dict[tuple[Any, ...], _TaskTry] | None = None
 
     # -- description --------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -545,41 +547,63 @@ class RestSource(MetadataSource):
                 for tag in sorted(dag.get("tags") or [], key=lambda t: str(t.get("name"))):
                     yield {"name": tag.get("name"), "dag_id": dag.get("dag_id")}
             return
+        if spec.name == "dag_run":
+            # Without an upper bound: a run the scheduler touched after the export started (every
+            # running run, each loop) is still the parent of task instances this export holds.
+            # The next export reads it again, newer; a chain is replayed by natural key.
+            yield from self._items(table, replace(window, high=None))
+            return
+        if spec.name == "task_instance":
+            self._exported_tis = {}
+            for item in self._items(table, window):
+                self._exported_tis[_ti_key(item)] = _TaskTry.of(item)
+                yield item
+            return
         yield from self._items(table, window)
 
     def _history(self) -> Iterator[Mapping[str, Any]]:
-        """Earlier tries of every task instance that has them (``/tries``: history rows, then the TI).
+        """Earlier tries of the task instances this chain holds (``/tries``: history, then the TI).
 
+        The API answers each page at its own moment, so history is read for the task instances as
+        exported: a task retried after its row was read (new id, one more try) gets history rows
+        for the tries before the exported one, under the exported id; a task instance changed
+        since the export started and not exported is left to the next export, which has both.
         One call per retried or cleared task instance: the API has no bulk history endpoint.
         """
-        tis = self._items(_TABLES["task_instance"], None)
-        candidates = [ti for ti in tis if _has_history(ti)]
-        for ti in sorted(candidates, key=lambda t: str(t["id"])):
-            path = (
-                f"/dags/{_seg(ti['dag_id'])}/dagRuns/{_seg(ti['dag_run_id'])}/taskInstances/"
-                f"{_seg(ti['task_id'])}/tries"
+        unchanged = ReadWindow(high=self._started - self.watermark_lag)
+        tries_of = {_ti_key(ti): _TaskTry.of(ti) for ti in self._items(_TABLES["task_instance"], unchanged)}
+        tries_of.update(self._exported_tis or {})
+        for key, exported in sorted(tries_of.items(), key=lambda kv: str(kv[1].id)):
+            if exported.has_history:
+                yield from self._tries(key, exported)
+
+    def _tries(self, key: tuple[Any, ...], exported: _TaskTry) -> Iterator[Mapping[str, Any]]:
+        dag_id, run_id, task_id, map_index = key
+        path = f"/dags/{_seg(dag_id)}/dagRuns/{_seg(run_id)}/taskInstances/{_seg(task_id)}/tries"
+        if self.max_path_length and len(path) > self.max_path_length:
+            self.skipped_tries.append(f"{dag_id}.{task_id}[{map_index}] {run_id}")
+            log.warning(
+                "task_instance_history: %s exceeds the API path limit of %d characters; tries of %s.%s "
+                "in %s not exported",
+                path,
+                self.max_path_length,
+                dag_id,
+                task_id,
+                run_id,
             )
-            if self.max_path_length and len(path) > self.max_path_length:
-                self.skipped_tries.append(
-                    f"{ti['dag_id']}.{ti['task_id']}[{ti['map_index']}] {ti['dag_run_id']}"
-                )
-                log.warning(
-                    "task_instance_history: %s exceeds the API path limit of %d characters; tries of %s.%s "
-                    "in %s not exported",
-                    path,
-                    self.max_path_length,
-                    ti["dag_id"],
-                    ti["task_id"],
-                    ti["dag_run_id"],
-                )
-                continue
-            page = self.client.get(path, params={"map_index": ti["map_index"]})
-            tries = list(page.get("task_instances") or [])
-            # The current try is listed last unless the TI waits for a retry (then it is history).
-            if ti.get("state") != "up_for_retry" and tries:
-                tries = tries[:-1]
-            for item in sorted(tries, key=lambda t: t.get("try_number") or 0):
-                yield {**item, "__task_instance_id": ti["id"]}
+            return
+        try:
+            page = self.client.get(path, params={"map_index": map_index})
+        except AirflowApiError as err:
+            if err.status == 404:  # deleted since it was exported (airflow db clean)
+                return
+            raise
+        seen: set[int] = set()
+        for item in sorted(page.get("task_instances") or [], key=lambda t: t.get("try_number") or 0):
+            number = item.get("try_number") or 0
+            if exported.is_history(number) and number not in seen:
+                seen.add(number)
+                yield {**item, "__task_instance_id": exported.id}
 
     def _chunk(
         self,
@@ -609,10 +633,35 @@ def _seg(value: Any) -> str:
     return quote(str(value), safe="")
 
 
-def _has_history(ti: Mapping[str, Any]) -> bool:
-    """Whether a TI has rows in task_instance_history: it was retried or cleared."""
-    tries = ti.get("try_number") or 0
-    return tries > 1 or (tries >= 1 and ti.get("state") in (None, "up_for_retry", "up_for_reschedule"))
+def _ti_key(ti: Mapping[str, Any]) -> tuple[Any, ...]:
+    return (ti["dag_id"], ti["dag_run_id"], ti["task_id"], ti["map_index"])
+
+
+@dataclass(frozen=True)
+class _TaskTry:
+    """A task instance as exported: its id, try and state bound which of its tries are history."""
+
+    id: Any
+    try_number: int
+    state: str | None
+
+    @classmethod
+    def of(cls, ti: Mapping[str, Any]) -> _TaskTry:
+        return cls(ti["id"], ti.get("try_number") or 0, ti.get("state"))
+
+    @property
+    def has_history(self) -> bool:
+        """Whether it has rows in task_instance_history: it was retried or cleared."""
+        return self.try_number > 1 or (
+            self.try_number >= 1 and self.state in (None, "up_for_retry", "up_for_reschedule")
+        )
+
+    def is_history(self, try_number: int) -> bool:
+        """Earlier tries are history; so is the exported try itself once it waits for a retry
+        (Airflow moved it to history; the API then lists the history row, not the TI)."""
+        return try_number < self.try_number or (
+            try_number == self.try_number and self.state == "up_for_retry"
+        )
 
 
 def _in_window(value: datetime | None, window: ReadWindow) -> bool:
