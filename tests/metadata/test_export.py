@@ -416,6 +416,27 @@ def test_an_export_is_one_moment_of_the_database(source_airflow, tmp_path, fast_
     assert {(r["dag_id"], r["task_id"], r["run_id"], r["map_index"]) for r in history} <= ti_keys
 
 
+def test_a_server_that_cannot_export_a_snapshot_is_read_table_by_table_with_a_warning(
+    source_airflow, tmp_path, monkeypatch, caplog
+):
+    if source_airflow.backend != "postgres":
+        pytest.skip("snapshot export is PostgreSQL's")
+    from airflow_provider_mwaaops.metadata.sources import snapshot
+
+    def refuse(_connection):
+        raise RuntimeError("cannot export a snapshot from a standby")
+
+    monkeypatch.setattr(snapshot, "_export_snapshot", refuse)
+    with caplog.at_level("WARNING", logger=snapshot.__name__):
+        manifest = export(source_airflow, tmp_path, export_id="nosnap", tables=["dag_run", "task_instance"])
+    assert manifest.source["snapshot"] is None
+    assert "cannot export a snapshot from a standby" in caplog.text
+    assert (
+        manifest.tables["task_instance"].rows
+        == db_rows(source_airflow, "SELECT count(*) FROM task_instance")[0][0]
+    )
+
+
 # -- incremental: the previous manifest's watermarks bound the next export -------------------------
 def test_incremental_exports_never_duplicate_rows(source_airflow, tmp_path):
     sink = LocalSink(tmp_path)

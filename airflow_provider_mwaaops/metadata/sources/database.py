@@ -79,6 +79,8 @@ class DatabaseSource(MetadataSource):
 
     ``chunk_timeout`` (seconds) bounds each chunk query on PostgreSQL. ``fast_path=False``
     forces the portable cursor strategy on PostgreSQL too (for comparison and as a fallback).
+    ``engine``: one the source may own while it reads; during an export every connection it hands
+    out reads the export's snapshot, read-only (so never Airflow's own engine).
     """
 
     kind = "database"
