@@ -11,6 +11,7 @@ on the 2.11.0 image) predates it.
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -86,6 +87,7 @@ __all__ = [
     "LOCAL_EXECUTOR_QUEUES_DIRECTLY",
     "REACT_UI",
     "RETRY_MAY_RESUME_EARLIER_TRY",
+    "STALE_DEFERRAL_EVENT_MAY_FAIL_RESUMED_TASK",
     "STANDALONE_DAG_PROCESSOR",
     "TASKS_MAY_USE_METADATA_DB",
     "TASK_STATE_STORE",
@@ -111,6 +113,7 @@ __all__ = [
     "resumes_earlier_try",
     "run_task_states",
     "run_xcom_values",
+    "runs_in_triggerer",
     "secrets_maskers",
     "sqs_event_trigger",
     "sync_dag_to_db",
@@ -394,6 +397,30 @@ def _resumption_method(ti: Any) -> str | None:
 #: operators detect it (:func:`note_deferral` / :func:`resumes_earlier_try`) and start such a
 #: try from ``execute``. Airflow 2 clears them when a try fails.
 RETRY_MAY_RESUME_EARLIER_TRY = AIRFLOW_V_3_0_PLUS and Version("3.1.1") > AIRFLOW_VERSION
+
+#: The scheduler may fail a task that resumes within seconds of its deferral. The worker's exit at
+#: the deferral reports "success" to the executor for the same try number as the resumption; if the
+#: scheduler reads that event only once the resumed try is queued or running (a busy scheduler, a
+#: trigger that fires at once), no executor holds that key any more and it marks the running task
+#: failed ("finished with state success, but the task instance's state attribute is running"; the
+#: resumed task then gets 409 "TI was not in the running state"). Airflow 3 counts queued and
+#: running task instances there and spares only a scheduled one (3.3's
+#: ``_process_executor_events``); Airflow 2.11 counts only a queued one, a window too short to have
+#: shown here. Seen on Airflow 3.0.6 and 3.3.2 in this package's deployment test. Our triggers hold
+#: a final event that comes within seconds of the deferral (``triggers.base``).
+STALE_DEFERRAL_EVENT_MAY_FAIL_RESUMED_TASK = AIRFLOW_V_3_0_PLUS
+
+
+def runs_in_triggerer() -> bool:
+    """Whether this process is Airflow 3's trigger runner (the triggerer's subprocess), where a
+    scheduler and an executor act on a trigger's event; not ``dag.test()``, which runs triggers
+    inline with neither. The runner hands its comms decoder to the task SDK (3.0 and 3.3 alike)."""
+    runner = sys.modules.get("airflow.jobs.triggerer_job_runner")
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    decoder = getattr(runner, "TriggerCommsDecoder", None)
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    return isinstance(decoder, type) and isinstance(comms, decoder)
+
 
 #: The XCom (of the task instance itself) holding the try number that deferred last.
 DEFERRED_TRY_XCOM_KEY = "mwaaops_deferred_try"

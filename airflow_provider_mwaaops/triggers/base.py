@@ -26,6 +26,7 @@ from botocore.config import Config
 from airflow_provider_mwaaops.aws.client_pool import shared_pool
 from airflow_provider_mwaaops.aws.errors import access_denied_action, describe_aws_error, is_retryable
 from airflow_provider_mwaaops.aws.polling import PollingPolicy, PollTimeout, poll
+from airflow_provider_mwaaops.compat import STALE_DEFERRAL_EVENT_MAY_FAIL_RESUMED_TASK, runs_in_triggerer
 
 __all__ = [
     "STATUS_ERROR",
@@ -41,6 +42,12 @@ STATUS_SUCCESS = "success"
 STATUS_FAILURE = "failure"  # the AWS resource ended in a failed state
 STATUS_TIMEOUT = "timeout"  # our own deadline passed
 STATUS_ERROR = "error"  # we could not find out (bad credentials, AccessDenied, ...)
+
+#: Seconds after the trigger started before its event is yielded, where Airflow may fail a task
+#: resumed that soon (:data:`~airflow_provider_mwaaops.compat.STALE_DEFERRAL_EVENT_MAY_FAIL_RESUMED_TASK`):
+#: by then a busy scheduler has read the deferral's executor event. Only waits that end sooner
+#: (a job already finished when the task deferred) are held, and only in a triggerer.
+SETTLE_AFTER_DEFERRAL_SECONDS = 10.0
 
 
 def botocore_config_dict(value: Config | Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -234,7 +241,25 @@ class AwsPollingTrigger(BaseTrigger):
             return None
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        yield TriggerEvent(await self.wait())
+        started = time.monotonic()
+        payload = await self.wait()
+        await self._settle_deferral(started)
+        yield TriggerEvent(payload)
+
+    async def _settle_deferral(self, started: float) -> None:
+        """Hold an event that came within :data:`SETTLE_AFTER_DEFERRAL_SECONDS` of the start."""
+        if not (STALE_DEFERRAL_EVENT_MAY_FAIL_RESUMED_TASK and runs_in_triggerer()):
+            return  # dag.test() and the blocking mode have no executor event to wait for
+        remaining = SETTLE_AFTER_DEFERRAL_SECONDS - (time.monotonic() - started)
+        if remaining > 0:
+            self.log.info(
+                "%s: final %.1f s after the trigger started; resuming the task in %.1f s, once the scheduler "
+                "has seen the deferral end (a sooner resumption may be failed by Airflow)",
+                self.what,
+                SETTLE_AFTER_DEFERRAL_SECONDS - remaining,
+                remaining,
+            )
+            await asyncio.sleep(remaining)
 
     async def on_kill(self) -> None:
         """A user killed the deferred task (Airflow 3.3+; a triggerer restart does not call this):

@@ -266,3 +266,57 @@ def test_on_kill_calls_stop_only_when_asked():
     asyncio.run(CannotStop(execution_arn=arn, stop_on_kill=False).on_kill())  # no call at all
     with pytest.raises(NotImplementedError, match="cannot stop"):
         asyncio.run(AwsPollingTrigger.stop(CannotStop(execution_arn=arn), client=None))
+
+
+# -- a final event within seconds of the deferral waits until the scheduler has seen the deferral --
+class FinalAtOnce(StepFunctionExecutionTrigger):
+    """A job already finished when the task deferred: the first check is final."""
+
+    async def client(self, service_name: str | None = None) -> Any:
+        return None
+
+    async def check(self, client: Any) -> dict[str, Any] | None:
+        return {"status": "success", "execution_arn": self.execution_arn}
+
+
+def _held_seconds(monkeypatch, in_triggerer: bool, flagged: bool = True) -> list[float]:
+    """Run FinalAtOnce to its event and return what it slept for before yielding it."""
+    import airflow_provider_mwaaops.triggers.base as base
+
+    slept: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def sleep(seconds: float, *args: Any) -> None:
+        slept.append(seconds)
+        await real_sleep(0)
+
+    monkeypatch.setattr(base, "STALE_DEFERRAL_EVENT_MAY_FAIL_RESUMED_TASK", flagged)
+    monkeypatch.setattr(base, "runs_in_triggerer", lambda: in_triggerer)
+    monkeypatch.setattr(base.asyncio, "sleep", sleep)
+    trigger = FinalAtOnce(execution_arn="arn:aws:states:us-east-1:123456789012:execution:m:e")
+
+    async def first_event() -> Any:
+        return await trigger.run().__anext__()
+
+    event = asyncio.run(first_event())
+    assert event.payload["status"] == "success"
+    return slept
+
+
+def test_an_event_final_at_once_is_held_in_a_triggerer_where_airflow_may_fail_the_resumption(monkeypatch):
+    import airflow_provider_mwaaops.triggers.base as base
+
+    (held,) = _held_seconds(monkeypatch, in_triggerer=True)
+    assert base.SETTLE_AFTER_DEFERRAL_SECONDS - 1 < held <= base.SETTLE_AFTER_DEFERRAL_SECONDS
+
+
+@pytest.mark.parametrize(("in_triggerer", "flagged"), [(False, True), (True, False)])
+def test_no_hold_in_dag_test_or_where_airflow_spares_the_resumption(monkeypatch, in_triggerer, flagged):
+    assert _held_seconds(monkeypatch, in_triggerer=in_triggerer, flagged=flagged) == []
+
+
+def test_this_process_is_not_a_triggerer():
+    """dag.test() and plain code run triggers inline: no scheduler acts on their events."""
+    from airflow_provider_mwaaops.compat import runs_in_triggerer
+
+    assert runs_in_triggerer() is False
