@@ -26,6 +26,7 @@ server's ``[api] maximum_page_limit``; see
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Callable, Iterator, Mapping
@@ -421,6 +422,13 @@ class RestSource(MetadataSource):
         self.skipped_tries: list[str] = []
         #: The task instances this export read, by natural key (their history is read for them).
         self._exported_tis: dict[tuple[Any, ...], _TaskTry] | None = None
+
+    @contextlib.contextmanager
+    def consistent_read(self) -> Iterator[None]:
+        """Not one moment (the API answers page by page), but consistent: see :meth:`_history`.
+        The task instances an export read are its own: forgotten when the next export starts."""
+        self._exported_tis = None
+        yield
 
     # -- description --------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
