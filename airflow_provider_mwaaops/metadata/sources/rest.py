@@ -425,7 +425,7 @@ class RestSource(MetadataSource):
 
     @contextlib.contextmanager
     def consistent_read(self) -> Iterator[None]:
-        """Not one moment (the API answers page by page), but consistent: see :meth:`_history`.
+        """Not one moment (the API answers page by page), but consistent (see ``_history``).
         The task instances an export read are its own: forgotten when the next export starts."""
         self._exported_tis = None
         yield
