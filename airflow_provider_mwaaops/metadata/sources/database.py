@@ -141,13 +141,13 @@ class DatabaseSource(MetadataSource):
         if copy is None:
             yield
             return
-        live = self.engine
+        live = (self.engine, self.schema, self.reader)
         self._snapshot = "sqlite backup copy"
         self._read_from(copy)
         try:
             yield
         finally:
-            self._read_from(live)
+            self.engine, self.schema, self.reader = live  # as reflected before: no second look
 
     # -- description --------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
