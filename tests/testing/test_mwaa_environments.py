@@ -285,10 +285,12 @@ def test_heartbeats_while_available_and_a_dead_scheduler(aws_emulator: Any, mwaa
     assert sum(_heartbeats(aws_emulator, "hb", 25)) > 0  # the history before the death stays
 
     mwaa_environments.start_scheduler("hb")
-    assert _heartbeats(aws_emulator, "hb", 1) == [1.0]  # the first beat right away
+    # The first beat right away. A datapoint is stamped with the start of its minute: two
+    # minutes back cover the minute of the restart even when the clock has just turned.
+    assert _heartbeats(aws_emulator, "hb", 2) == [1.0]
 
     mwaa_environments.make_unavailable("hb")
-    before = sum(_heartbeats(aws_emulator, "hb", 1))
-    assert sum(_heartbeats(aws_emulator, "hb", 1)) == before  # no more beats once UNAVAILABLE
+    before = sum(_heartbeats(aws_emulator, "hb", 2))
+    assert sum(_heartbeats(aws_emulator, "hb", 2)) == before  # no more beats once UNAVAILABLE
     metrics = aws_emulator.client("cloudwatch").list_metrics(Namespace="AmazonMWAA")["Metrics"]
     assert {d["Value"] for m in metrics for d in m["Dimensions"]} == {"hb", "Scheduler"}
