@@ -19,9 +19,12 @@ import shutil
 import subprocess
 import sys
 import time
+import warnings
 import zipfile
+from collections.abc import Callable
 from email.parser import HeaderParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
@@ -545,6 +548,19 @@ def _this_environment_as_constraints(path: Path) -> Path:
     return path
 
 
+def _install_image(command: list[str], run: Callable[[list[str], str], Any]) -> None:
+    """Install the image's packages from uv's cache, where the bootstrap just put every one of them.
+
+    Nothing need reach the index (a CI run once failed on PyPI answering a pinned grpcio as
+    missing); only a cache that lacks something (pruned, or another cache directory) goes online.
+    """
+    try:
+        run([*command, "--offline"], "uv pip install (image, from uv's cache)")
+    except AssertionError as offline_failure:
+        warnings.warn(f"installing from uv's cache failed, trying the index: {offline_failure}", stacklevel=2)
+        run(command, "uv pip install (image)")
+
+
 def _json_list(stdout: str) -> list[dict]:
     """The JSON list an ``airflow ... -o json`` command prints, skipping any log lines before it."""
     start = stdout.find("[")
@@ -602,10 +618,8 @@ def test_plugins_zip_installs_offline_into_a_fresh_mwaa_like_venv(tmp_path: Path
     constraints = _this_environment_as_constraints(tmp_path / "constraints.txt")
     image = {"apache-airflow", "apache-airflow-providers-amazon", *_runtime_requirements(wheel)}
     image_pins = [f"{name}=={importlib.metadata.version(name)}" for name in sorted(image)]
-    run(
-        [*uv, "pip", "install", "--python", python, "-c", str(constraints), *image_pins],
-        "uv pip install (image)",
-    )
+    image_install = [*uv, "pip", "install", "--python", python, "-c", str(constraints), *image_pins]
+    _install_image(image_install, run)
 
     # 4. The printed requirements.txt, with the MWAA path pointing at the unpacked zip, via pip.
     req_file = tmp_path / "requirements.txt"
