@@ -15,6 +15,13 @@ Short-lived processes would lose what is still queued when they exit, so:
 * Airflow 2.11 task processes are forked and end with ``os._exit()``, which skips atexit, so the
   listener calls :meth:`EventPublisher.flush` from the task-instance success/failure hooks, after
   Airflow has already recorded the task's end date and state.
+
+Airflow's components fork (the dag processor for every file it parses, the LocalExecutor's
+workers, the task supervisor). A fork copies Python's per-module import locks as they are: had the
+worker been importing (creating its first client imports boto3 and the amazon provider), the child
+would wait forever for a module another thread was loading, seen as a DAG file import timeout in
+the dag processor. So a fork waits until the worker has finished creating a client; see
+:func:`_hold_publishers_for_fork`.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import os
 import queue
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -43,6 +51,9 @@ FLUSH_TIMEOUT_S = 5.0
 MAX_MESSAGE_BYTES = 250 * 1024
 #: Drops are logged the first time and then once per this many, so a flood cannot flood the log.
 DROP_LOG_EVERY = 100
+#: How long a fork waits for the worker to finish creating a client (what imports modules); a
+#: connection read from a slow secrets backend is the only thing that makes it long.
+FORK_WAIT_S = 10.0
 
 EVENTBRIDGE_SOURCE = "mwaaops.airflow"
 
@@ -145,7 +156,11 @@ class EventPublisher:
         self._client_factory = client_factory
         self._lock = threading.Lock()
         self._atexit_registered = False
+        # Held by the worker while it creates a client, and by a thread about to fork.
+        self._creating_client = threading.Lock()
+        self._held_for_fork = False
         self._reset_for_process()
+        _publishers.add(self)
 
     def _reset_for_process(self) -> None:
         # A forked child inherits the parent's queue but not its thread: start afresh there.
@@ -251,9 +266,30 @@ class EventPublisher:
         key = (service, targets.aws_conn_id, targets.region_name)
         client = self._clients.get(key)
         if client is None:
-            client = self._client_factory(service, targets)
+            with self._creating_client:  # imports modules: no fork meanwhile (module docstring)
+                client = self._client_factory(service, targets)
             self._clients[key] = client
         return client
+
+    # -- fork safety (called by the os.register_at_fork handlers below) ----------------------------
+    def _hold_for_fork(self) -> None:
+        if threading.current_thread() is self._thread:
+            return  # the worker itself forking (a credential process, say): it holds nothing else
+        self._held_for_fork = self._creating_client.acquire(timeout=FORK_WAIT_S)
+        if not self._held_for_fork:
+            log.warning(
+                "mwaaops: forking while the asset-event worker has been creating an AWS client for "
+                "%.0f s; the child may hang on an import the worker had begun",
+                FORK_WAIT_S,
+            )
+
+    def _release_after_fork(self, in_child: bool) -> None:
+        if in_child and not self._held_for_fork:
+            # The worker thread does not exist here; a lock it held would never be released.
+            self._creating_client = threading.Lock()
+        elif self._held_for_fork:
+            self._creating_client.release()
+        self._held_for_fork = False
 
     def _send(self, payload: dict[str, Any], targets: PublishTargets) -> None:
         message = fit_message(payload)
@@ -300,3 +336,29 @@ class EventPublisher:
 
 class PublishError(RuntimeError):
     """A target refused or could not be reached (logged and counted by the worker)."""
+
+
+_publishers: weakref.WeakSet[EventPublisher] = weakref.WeakSet()
+
+
+def _hold_publishers_for_fork() -> None:
+    """Before any ``os.fork()`` in this process: wait until no worker is creating a client.
+
+    Python copies a module's import lock into the child as it is at the fork; a module that the
+    worker thread was importing stays locked there forever (the thread does not exist in the
+    child), and the child's own import of it hangs.
+    """
+    for publisher in list(_publishers):
+        publisher._hold_for_fork()
+
+
+def _release_publishers_after_fork(in_child: bool) -> None:
+    for publisher in list(_publishers):
+        publisher._release_after_fork(in_child)
+
+
+os.register_at_fork(
+    before=_hold_publishers_for_fork,
+    after_in_parent=lambda: _release_publishers_after_fork(in_child=False),
+    after_in_child=lambda: _release_publishers_after_fork(in_child=True),
+)
