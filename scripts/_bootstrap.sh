@@ -47,8 +47,8 @@ make_env() {
   # 4.0 and pyOpenSSL 22, which fails at import on cryptography 51 ("module 'lib' has no
   # attribute 'GEN_EMAIL'"). Keep the connector the snowflake extra is tested with.
   case "$spec" in apache-airflow~=3*) extra_pkgs+=("snowflake-connector-python>=4.8") ;; esac
-  log "installing airflow-provider-mwaaops[test,docs,snowflake,postgres,report] with $spec into $(basename "$venv")"
-  "$UV" pip install --quiet --python "$venv/bin/python" -e "$ROOT[test,docs,snowflake,postgres,report]" \
+  log "installing airflow-provider-mwaaops[test,docs,snowflake,postgres,report,fast-masking] with $spec into $(basename "$venv")"
+  "$UV" pip install --quiet --python "$venv/bin/python" -e "$ROOT[test,docs,snowflake,postgres,report,fast-masking]" \
     "$spec" uv "${extra_pkgs[@]}"
 }
 

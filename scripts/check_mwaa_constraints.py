@@ -17,7 +17,9 @@ script) installs the same requirements under the same two files and runs the pac
 
 Usage (from the repo root)::
 
-    python scripts/check_mwaa_constraints.py [--constraints-dir DIR] [--extras snowflake,postgres,report]
+    python scripts/check_mwaa_constraints.py [--constraints-dir DIR] [--extras EXTRAS]
+
+(``EXTRAS`` defaults to ``snowflake,postgres,report,fast-masking``.)
 
 Exit status is 0 only if every version resolves and the result pins ``apache-airflow==V`` and
 contains each of our direct dependencies.
@@ -168,7 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse arguments, resolve every MWAA version in parallel, print one verdict per version."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--constraints-dir", type=Path, default=DEFAULT_CONSTRAINTS_DIR)
-    parser.add_argument("--extras", default="snowflake,postgres,report", help="comma-separated; '' = none")
+    parser.add_argument(
+        "--extras", default="snowflake,postgres,report,fast-masking", help="comma-separated; '' = none"
+    )
     parser.add_argument("--pyproject", type=Path, default=REPO_ROOT / "pyproject.toml")
     parser.add_argument("--allow-missing", action="store_true", help="exit 0 if the dir is absent")
     args = parser.parse_args(argv)

@@ -5,8 +5,8 @@
 script proves it *works* there. For each ``<constraints-dir>/<V>/`` it
 
 1. builds (or reuses) ``.venv-mwaa-<V>`` on CPython 3.12, MWAA's Python, with the package's runtime
-   (extras ``snowflake,postgres,report``) installed under ``airflow_constraints.txt`` and
-   ``mwaa_essential_constraints.txt`` exactly as MWAA's pip would;
+   (extras ``snowflake,postgres,report,fast-masking``) installed under ``airflow_constraints.txt``
+   and ``mwaa_essential_constraints.txt`` exactly as MWAA's pip would;
 2. installs the testing kit (the ``testing`` extra) beside it with the recipe of docs/testing.rst:
    the same constraints minus the pins the kit must lift (a pin below one of the kit's own lower
    bounds, with its lockstep companions: :data:`KIT_LOCKSTEP`), then checks that no other pinned
@@ -55,7 +55,7 @@ EXAMPLE_DAGS = REPO_ROOT / "example_dags"
 LOG_DIR = REPO_ROOT / ".mwaa-matrix-logs"
 # MWAA runs CPython 3.12; several MWAA pins cannot install on 3.11 (see docs/install.rst).
 PYTHON_VERSION = "3.12"
-RUNTIME_EXTRAS = "snowflake,postgres,report"
+RUNTIME_EXTRAS = "snowflake,postgres,report,fast-masking"
 KIT_EXTRA = "testing"
 # The kit lifts a pin only when it is below the kit's own lower bound (docs/testing.rst): MWAA
 # 2.11.x pins moto 5.0.11 and 3.0.6 pins 5.1.10 under the kit's moto>=5.2.6 (3.2.1+ pin no moto).

@@ -44,6 +44,7 @@ import pyarrow.compute as pc
 
 from airflow_provider_mwaaops.metadata.airflow_options import airflow_option
 from airflow_provider_mwaaops.metadata.arrays import string_array
+from airflow_provider_mwaaops.metadata.row_search import RowSearch, python_pattern, re2_pattern, row_search
 from airflow_provider_mwaaops.metadata.sources.base import MetadataSource, ReadWindow
 from airflow_provider_mwaaops.metadata.tables import TableSpec, get_table
 
@@ -157,11 +158,6 @@ def secret_values(table: str, row: dict[str, Any], sensitive: frozenset[str]) ->
             yield from _leaves_under_sensitive_keys(parsed, sensitive)
 
 
-def _re2_literal(text: str) -> str:
-    """``text`` as an RE2 literal (Python's ``re.escape`` escapes characters RE2 refuses)."""
-    return re.sub(r"([\\.+*?()|\[\]{}^$])", r"\\\1", text)
-
-
 @dataclass
 class SecretMasker:
     """Masks one export's chunks; ``counts[table][column]`` is how many values it masked."""
@@ -173,17 +169,18 @@ class SecretMasker:
     def __post_init__(self) -> None:
         forms = {form for secret in self.secrets for form in _adaptations(secret) if form}
         # Longest first: a secret containing another is masked whole.
-        ordered = sorted(forms, key=lambda s: (-len(s), s))
-        self._literal = "|".join(_re2_literal(s) for s in ordered) or None
-        self._ordered_forms = ordered
-        keys = sorted(self.sensitive)
-        self._sensitive_lower = tuple({key.lower() for key in keys})
-        key_names = "|".join(_re2_literal(k) for k in keys)
-        self._key_hint = "(?i)(" + key_names + ")" if keys else None
-        # What either rule looks for in a JSON column, in one pattern: the pre-scan of groups of rows.
-        self._literal_or_key = (
-            "|".join(p for p in (self._literal, f"(?i:{key_names})" if keys else None) if p) or None
-        )
+        self._ordered_forms = sorted(forms, key=lambda s: (-len(s), s))
+        self._sensitive_lower = tuple({key.lower() for key in self.sensitive})
+
+    @cached_property
+    def _text_search(self) -> RowSearch | None:
+        """Rows of a text column holding a known secret."""
+        return row_search(self._ordered_forms, ())
+
+    @cached_property
+    def _json_search(self) -> RowSearch | None:
+        """Rows of a JSON column holding a known secret or naming a sensitive key (any case)."""
+        return row_search(self._ordered_forms, self.sensitive)
 
     def mask(self, spec: TableSpec, chunk: pa.Table) -> pa.Table:
         """``chunk`` with secrets masked in its scanned columns; other columns untouched."""
@@ -206,41 +203,35 @@ class SecretMasker:
     def _mask_array(self, values: pa.ChunkedArray, json_like: bool) -> tuple[pa.ChunkedArray, int]:
         """``values`` masked, and how many of them changed.
 
-        Rows that may hold a secret are found by scanning groups of rows; only those rows get
-        the exact row-by-row RE2 pass, only the rows found there are rewritten (in Python), and
-        only the candidates are compared to count the changes: the whole column is read once.
-
-        (Arrow compiles a pattern at every call and RE2's cost per call dominates over short
-        values, so a chunk gets one call per group scan and per rule, never one per value.)
+        The whole column is searched once (:mod:`.row_search`); only the rows found become Python
+        strings, rewritten by each rule where it finds something.
         """
-        scan = self._literal_or_key if json_like else self._literal
-        if scan is None or not _has_text(values):  # nothing to search for, or all null or empty
+        search = self._json_search if json_like else self._text_search
+        if search is None or not _has_text(values):  # nothing to search for, or all null or empty
             return values, 0
-        # One array: Arrow compiles the pattern (and RE2 warms its DFA) at every call, a cost
-        # (about a millisecond for a few hundred secrets) paid once per chunk, not per batch.
+        # One array per chunk: a search's fixed cost per call is paid once, not per record batch.
         whole = values.combine_chunks()
-        candidates = _candidate_rows(whole, scan)
-        if candidates is None:
+        found = search.rows(whole)
+        if found is None:
             return values, 0
-        subset = original = pa.chunked_array([pc.filter(whole, candidates)])
-        # The exact pass: one RE2 call for both rules over the candidates; the few rows it finds
-        # are rewritten in Python, each rule applied where it finds something.
-        hits = _true_only(pc.match_substring_regex(subset, scan))
-        if not pc.any(hits).as_py():
-            return values, 0
-        subset = _rewrite_rows(subset, hits, self._rewrite_json if json_like else self._rewrite_text)
-        changed = pc.sum(pc.not_equal(original, subset)).as_py() or 0
+        rows = pa.BooleanArray.from_buffers(
+            pa.bool_(), len(found), [None, pa.py_buffer(np.packbits(found, bitorder="little"))]
+        )
+        rewrite = self._rewrite_json if json_like else self._rewrite_text
+        originals = pc.filter(whole, rows).to_pylist()
+        rewritten = [None if text is None else rewrite(text) for text in originals]
+        changed = sum(new != old for new, old in zip(rewritten, originals, strict=True))
         if not changed:
             return values, 0
-        return pa.chunked_array([pc.replace_with_mask(whole, candidates, subset.combine_chunks())]), changed
+        fixed = string_array(rewritten).cast(whole.type)
+        return pa.chunked_array([pc.replace_with_mask(whole, rows, fixed)]), changed
 
     @cached_property
     def _python_literal(self) -> re.Pattern[str] | None:
-        """The same alternation for Python: it rewrites only the rows RE2 found. Compiled when
-        a row first needs it (a few hundred secrets take Python ~35 ms, as long as a small
-        table's whole export)."""
+        """The known secrets' forms for Python, which rewrites only the rows the search found.
+        Compiled when a row first needs it (a small table's export may never need it)."""
         forms = self._ordered_forms
-        return re.compile("|".join(re.escape(s) for s in forms)) if forms else None
+        return re.compile(python_pattern(forms)) if forms else None
 
     def _rewrite_text(self, text: str) -> str:
         literal = self._python_literal
@@ -254,9 +245,9 @@ class SecretMasker:
         return text
 
     def _mask_named(self, values: pa.ChunkedArray, names: pa.ChunkedArray) -> pa.ChunkedArray:
-        if self._key_hint is None:
+        if not self.sensitive:
             return values
-        hints = _true_only(pc.match_substring_regex(names, self._key_hint))
+        hints = _true_only(pc.match_substring_regex(names, re2_pattern((), self.sensitive)))
         if not pc.any(hints).as_py():
             return values
         keys = iter(pc.filter(names, hints).to_pylist())
@@ -265,51 +256,6 @@ class SecretMasker:
 
 def _has_text(values: pa.ChunkedArray) -> bool:
     return any(chunk.buffers()[2] is not None and chunk.buffers()[2].size > 0 for chunk in values.chunks)
-
-
-#: Rows per group of the pre-scan: larger groups mean fewer (shorter) strings for RE2 but more
-#: rows to check exactly when a group matches (a secret in 1 % of the rows sends 8 % of them to
-#: the exact pass). 4, 8 and 16 cost within 5 % of each other on the export benchmark's log.
-SCAN_GROUP_ROWS = 8
-
-
-def _candidate_rows(values: pa.Array, pattern: str) -> pa.BooleanArray | None:
-    """Rows of ``values`` that may match ``pattern``; None if none may.
-
-    Each group of :data:`SCAN_GROUP_ROWS` consecutive values is searched as one string: the
-    values of a string array are one contiguous buffer, so a group is just a coarser offsets
-    buffer over the same bytes (no copy). A match across two values of a group only makes the
-    group's rows candidates: the exact pass decides.
-    """
-    found = _candidates_in(values, pattern)
-    if not found.any():
-        return None
-    return pa.BooleanArray.from_buffers(
-        pa.bool_(), len(found), [None, pa.py_buffer(np.packbits(found, bitorder="little"))]
-    )
-
-
-def _candidates_in(chunk: pa.Array, pattern: str) -> np.ndarray:
-    data = chunk.buffers()[2]
-    if len(chunk) == 0 or data is None:
-        return np.zeros(len(chunk), dtype=bool)
-    width = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-    offsets = np.frombuffer(chunk.buffers()[1], dtype=width)[chunk.offset : chunk.offset + len(chunk) + 1]
-    bounds = offsets[::SCAN_GROUP_ROWS]
-    if len(chunk) % SCAN_GROUP_ROWS:
-        bounds = np.append(bounds, offsets[-1])
-    group_type = pa.large_string() if width is np.int64 else pa.string()
-    groups = pa.Array.from_buffers(
-        group_type, len(bounds) - 1, [None, pa.py_buffer(np.ascontiguousarray(bounds)), data]
-    )
-    matched = _bools(pc.match_substring_regex(groups, pattern))
-    return np.repeat(matched, SCAN_GROUP_ROWS)[: len(chunk)]
-
-
-def _bools(flags: pa.BooleanArray) -> np.ndarray:
-    """A boolean array without nulls as NumPy, from its bitmap (``to_numpy`` would import pandas)."""
-    bits = np.unpackbits(np.frombuffer(flags.buffers()[1], dtype=np.uint8), bitorder="little")
-    return bits[flags.offset : flags.offset + len(flags)].astype(bool)
 
 
 def _true_only(flags: pa.ChunkedArray) -> pa.ChunkedArray:

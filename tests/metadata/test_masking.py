@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import pyarrow as pa
+import pytest
 
 from airflow_provider_mwaaops.metadata.masking import (
     SecretMasker,
@@ -13,6 +15,16 @@ from airflow_provider_mwaaops.metadata.masking import (
     sensitive_fields,
 )
 from airflow_provider_mwaaops.metadata.tables import get_table
+
+
+@pytest.fixture(autouse=True, params=["hyperscan", "re2"])
+def row_search_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every rule with both searches: Hyperscan (the fast-masking extra) and RE2 without it."""
+    if request.param == "re2":
+        monkeypatch.setitem(sys.modules, "hyperscan", None)  # import hyperscan -> ImportError
+    else:
+        pytest.importorskip("hyperscan", reason="the fast-masking extra is not installed")
+    return str(request.param)
 
 
 def _chunk(table: str, **columns: list) -> pa.Table:
@@ -114,7 +126,7 @@ def _naive(values: list[str | None], secrets: list[str]) -> list[str | None]:
     return out
 
 
-def test_group_prescan_finds_every_row_whatever_the_layout() -> None:
+def test_every_row_is_found_whatever_the_layout() -> None:
     """Secrets at group edges, split across two rows, in sliced and multi-chunk arrays, nulls."""
     import random
 
