@@ -19,6 +19,7 @@ would find them in a row: ASCII case, plus the two non-ASCII letters whose lower
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import threading
 from collections.abc import Iterable
@@ -27,6 +28,8 @@ from typing import Any, Protocol
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+log = logging.getLogger(__name__)
 
 #: UTF-8 of the only non-ASCII characters whose ``str.lower()`` holds ASCII letters.
 _LOWERS_TO_ASCII = ("\u212a".encode(), "\u0130".encode())
@@ -54,7 +57,13 @@ def row_search(literals: Iterable[str], caseless: Iterable[str]) -> RowSearch | 
         import hyperscan  # noqa: F401  (the fast-masking extra)
     except ImportError:
         return re2
-    return HyperscanRowSearch(literals, caseless, fallback=re2)
+    try:
+        return HyperscanRowSearch(literals, caseless, fallback=re2)
+    except Exception as err:  # a CPU Hyperscan does not support, say: the same answer, slower
+        log.warning(
+            "Hyperscan cannot search here (%s: %s); masking searches with RE2", type(err).__name__, err
+        )
+        return re2
 
 
 def re2_pattern(literals: Iterable[str], caseless: Iterable[str]) -> str:

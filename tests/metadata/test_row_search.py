@@ -128,3 +128,15 @@ def test_the_python_pattern_replaces_as_the_longest_first_alternation(seed: int)
 def test_the_python_pattern_takes_a_secret_longer_than_the_recursion_limit() -> None:
     key = "-----BEGIN PRIVATE KEY-----" + "A" * 5000
     assert re.compile(python_pattern([key, key[:40], "other"])).sub("*", f"x{key}y") == "x*y"
+
+
+def test_a_hyperscan_that_cannot_compile_hands_over_to_re2(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    hyperscan = pytest.importorskip("hyperscan", reason="the fast-masking extra is not installed")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise hyperscan.error("this CPU lacks SSSE3")
+
+    monkeypatch.setattr(hyperscan, "Database", refuse)
+    search = row_search(LITERALS, CASELESS)
+    assert isinstance(search, Re2RowSearch)
+    assert "masking searches with RE2" in caplog.text
