@@ -21,7 +21,7 @@ workers, the task supervisor). A fork copies Python's per-module import locks as
 worker been importing (creating its first client imports boto3 and the amazon provider), the child
 would wait forever for a module another thread was loading, seen as a DAG file import timeout in
 the dag processor. So a fork waits until the worker has finished creating a client; see
-:func:`_hold_publishers_for_fork`.
+``_hold_publishers_for_fork``.
 """
 
 from __future__ import annotations

@@ -34,9 +34,10 @@ log = logging.getLogger(__name__)
 #: UTF-8 of the only non-ASCII characters whose ``str.lower()`` holds ASCII letters.
 _LOWERS_TO_ASCII = ("\u212a".encode(), "\u0130".encode())
 
-#: Rows per group of the RE2 pre-scan: larger groups mean fewer (shorter) strings for RE2 but more
-#: rows to check exactly when a group matches (a secret in 1 % of the rows sends 8 % of them to
-#: the exact pass). 4, 8 and 16 cost within 5 % of each other on the export benchmark's log.
+#: How many rows the RE2 pre-scan searches as one string. Larger groups mean fewer (shorter)
+#: strings for RE2 but more rows to check exactly when a group matches (a secret in 1 % of the
+#: rows sends 8 % of them to the exact pass); 4, 8 and 16 cost within 5 % of each other on the
+#: export benchmark's log.
 SCAN_GROUP_ROWS = 8
 
 
