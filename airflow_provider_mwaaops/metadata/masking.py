@@ -203,28 +203,17 @@ class SecretMasker:
     def _mask_array(self, values: pa.ChunkedArray, json_like: bool) -> tuple[pa.ChunkedArray, int]:
         """``values`` masked, and how many of them changed.
 
-        The whole column is searched once (:mod:`.row_search`); only the rows found become Python
+        Every value is searched once (:mod:`.row_search`); only the rows found become Python
         strings, rewritten by each rule where it finds something.
         """
         search = self._json_search if json_like else self._text_search
         if search is None or not _has_text(values):  # nothing to search for, or all null or empty
             return values, 0
-        # One array per chunk: a search's fixed cost per call is paid once, not per record batch.
-        whole = values.combine_chunks()
-        found = search.rows(whole)
-        if found is None:
-            return values, 0
-        rows = pa.BooleanArray.from_buffers(
-            pa.bool_(), len(found), [None, pa.py_buffer(np.packbits(found, bitorder="little"))]
-        )
         rewrite = self._rewrite_json if json_like else self._rewrite_text
-        originals = pc.filter(whole, rows).to_pylist()
-        rewritten = [None if text is None else rewrite(text) for text in originals]
-        changed = sum(new != old for new, old in zip(rewritten, originals, strict=True))
-        if not changed:
-            return values, 0
-        fixed = string_array(rewritten).cast(whole.type)
-        return pa.chunked_array([pc.replace_with_mask(whole, rows, fixed)]), changed
+        # One array per chunk: each call's fixed costs (RE2 compiles its pattern at every call;
+        # filtering and replacing) are paid once, not per record batch (measured: 20 % less).
+        masked, changed = _mask_values(values.combine_chunks(), search, rewrite)
+        return (pa.chunked_array([masked]), changed) if changed else (values, 0)
 
     @cached_property
     def _python_literal(self) -> re.Pattern[str] | None:
@@ -237,10 +226,15 @@ class SecretMasker:
         literal = self._python_literal
         return literal.sub(MASK, text) if literal is not None else text
 
+    @cached_property
+    def _sensitive_in_lowered(self) -> re.Pattern[str] | None:
+        keys = sorted(self._sensitive_lower)
+        return re.compile("|".join(re.escape(key) for key in keys)) if keys else None
+
     def _rewrite_json(self, text: str) -> str:
         text = self._rewrite_text(text)
-        lowered = text.lower()  # as Airflow's masker compares names
-        if any(key in lowered for key in self._sensitive_lower):
+        names = self._sensitive_in_lowered
+        if names is not None and names.search(text.lower()):  # as Airflow's masker compares names
             return redact_json_text(text)
         return text
 
@@ -252,6 +246,22 @@ class SecretMasker:
             return values
         keys = iter(pc.filter(names, hints).to_pylist())
         return _rewrite_rows(values, hints, lambda text: _redact_named(text, next(keys)))
+
+
+def _mask_values(array: pa.Array, search: RowSearch, rewrite: Any) -> tuple[pa.Array, int]:
+    """``array`` with each row ``search`` finds replaced by ``rewrite(text)``; how many changed."""
+    found = search.rows(array)
+    if found is None:
+        return array, 0
+    rows = pa.BooleanArray.from_buffers(
+        pa.bool_(), len(found), [None, pa.py_buffer(np.packbits(found, bitorder="little"))]
+    )
+    originals = pc.filter(array, rows).to_pylist()
+    rewritten = [None if text is None else rewrite(text) for text in originals]
+    changed = sum(new != old for new, old in zip(rewritten, originals, strict=True))
+    if not changed:
+        return array, 0
+    return pc.replace_with_mask(array, rows, string_array(rewritten).cast(array.type)), changed
 
 
 def _has_text(values: pa.ChunkedArray) -> bool:
