@@ -13,8 +13,9 @@ Two rules, applied to the :data:`SCANNED_COLUMNS` of each table in every secret 
   replaced by ``***`` wherever it occurs in a scanned column, also JSON-, Python- or URL-escaped
   (as it appears inside a JSON document, a logged ``argv`` list or a URI). Values shorter than
   Airflow's ``[logging] min_length_masked_secret`` (5) and ``airflow`` are not masked, as
-  Airflow's own masker does not mask them. One RE2 pass per column (Arrow compute): no row
-  becomes a Python object unless it holds a secret.
+  Airflow's own masker does not mask them. Both rules share one search per column
+  (:mod:`~airflow_provider_mwaaops.metadata.row_search`: Hyperscan with the ``fast-masking``
+  extra, RE2 without): no row becomes a Python object unless it holds a secret or a name.
 - **Sensitive keys**: in JSON columns, the value of any key Airflow's secrets masker hides
   (``password``, ``secret``, ``api_key``, ``token``... plus ``[core] sensitive_var_conn_names``)
   is masked by Airflow's own ``redact``, as its UI shows it; JSON nested in a JSON string (a
