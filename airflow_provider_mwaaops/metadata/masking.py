@@ -33,7 +33,7 @@ import ast
 import json
 import logging
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -245,11 +245,15 @@ class SecretMasker:
         hints = _true_only(pc.match_substring_regex(names, re2_pattern((), self.sensitive)))
         if not pc.any(hints).as_py():
             return values
-        keys = iter(pc.filter(names, hints).to_pylist())
-        return _rewrite_rows(values, hints, lambda text: _redact_named(text, next(keys)))
+        rows = hints.combine_chunks()
+        keys = pc.filter(names.combine_chunks(), rows).to_pylist()
+        masked, _ = _rewrite_rows(
+            values.combine_chunks(), rows, lambda index, text: _redact_named(text, keys[index])
+        )
+        return pa.chunked_array([masked])
 
 
-def _mask_values(array: pa.Array, search: RowSearch, rewrite: Any) -> tuple[pa.Array, int]:
+def _mask_values(array: pa.Array, search: RowSearch, rewrite: Callable[[str], str]) -> tuple[pa.Array, int]:
     """``array`` with each row ``search`` finds replaced by ``rewrite(text)``; how many changed."""
     found = search.rows(array)
     if found is None:
@@ -257,12 +261,7 @@ def _mask_values(array: pa.Array, search: RowSearch, rewrite: Any) -> tuple[pa.A
     rows = pa.BooleanArray.from_buffers(
         pa.bool_(), len(found), [None, pa.py_buffer(np.packbits(found, bitorder="little"))]
     )
-    originals = pc.filter(array, rows).to_pylist()
-    rewritten = [None if text is None else rewrite(text) for text in originals]
-    changed = sum(new != old for new, old in zip(rewritten, originals, strict=True))
-    if not changed:
-        return array, 0
-    return pc.replace_with_mask(array, rows, string_array(rewritten).cast(array.type)), changed
+    return _rewrite_rows(array, rows, lambda _index, text: rewrite(text))
 
 
 def _has_text(values: pa.ChunkedArray) -> bool:
@@ -275,13 +274,17 @@ def _true_only(flags: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.and_not_kleene(flags, pc.is_null(flags))
 
 
-def _rewrite_rows(values: pa.ChunkedArray, rows: pa.ChunkedArray, rewrite: Any) -> pa.ChunkedArray:
-    """``values`` with each row ``rows`` marks replaced by ``rewrite(text)`` (nulls stay null)."""
-    mask = _true_only(rows).combine_chunks()
-    whole = values.combine_chunks()
-    chosen = pc.filter(whole, mask).to_pylist()
-    fixed = string_array([None if text is None else rewrite(text) for text in chosen]).cast(whole.type)
-    return pa.chunked_array([pc.replace_with_mask(whole, mask, fixed)])
+def _rewrite_rows(
+    array: pa.Array, rows: pa.BooleanArray, rewrite: Callable[[int, str], str]
+) -> tuple[pa.Array, int]:
+    """``array`` with each row ``rows`` marks replaced by ``rewrite(i, text)``, ``i`` counting the
+    marked rows (nulls stay null); and how many values changed (the array itself if none)."""
+    originals = pc.filter(array, rows).to_pylist()
+    rewritten = [None if text is None else rewrite(i, text) for i, text in enumerate(originals)]
+    changed = sum(new != old for new, old in zip(rewritten, originals, strict=True))
+    if not changed:
+        return array, 0
+    return pc.replace_with_mask(array, rows, string_array(rewritten).cast(array.type)), changed
 
 
 def _redact_named(text: str, name: str) -> str:
