@@ -66,6 +66,8 @@ IMPLEMENTATIONS = ("limit", "mwaa-dr", "ours", "ours in a task")
 #: ``--masking``: the export before issue 17 (older code), and today's with masking off and on, as
 #: the command runs it and in a task (Airflow already imported).
 LEGACY, OFF, ON = "before issue 17", "masking off", "masking on"
+#: ``--masking``: the exports measured ("default": every default table, the whole environment).
+MASKING_TABLES = ("task_instance", "log", "dag_run", "default")
 LEGACY_TASK, OFF_TASK, ON_TASK = (f"in a task, {impl}" for impl in (LEGACY, OFF, ON))
 MASKING_IMPLEMENTATIONS = (LEGACY, OFF, ON, LEGACY_TASK, OFF_TASK, ON_TASK)
 #: The last commit before issue 17's first (``fe81406``, masking in the export).
@@ -560,7 +562,15 @@ def main() -> int:
         default=BEFORE_ISSUE_17,
         help=f"with --masking: the git revision of the export before issue 17 (default {BEFORE_ISSUE_17})",
     )
+    parser.add_argument(
+        "--tables",
+        default=",".join(MASKING_TABLES),
+        help="with --masking: which exports to measure, comma-separated (default: all of them; "
+        "'default' is the whole environment)",
+    )
     args = parser.parse_args()
+    if args.masking and not set(args.tables.split(",")) <= set(MASKING_TABLES):
+        parser.error(f"--tables takes {', '.join(MASKING_TABLES)}")
     if args.repeat < 1 or args.dag_runs < 10:
         parser.error("--repeat must be at least 1 and --dag-runs at least 10")
 
@@ -592,7 +602,7 @@ def main() -> int:
         bench = Bench(url, env, mwaadr_python, args.repeat, args.dag_runs, legacy)
         bench.s3.create_bucket(Bucket=BUCKET)
         if args.masking:
-            return _masking_run(bench, url, args.json)
+            return _masking_run(bench, url, args.json, args.tables.split(","))
         counts = fresh_counts(args.dag_runs)
         print(", ".join(f"{_rows_label(n)} {table}" for table, n in counts.items()) + ":")
         for table in ("task_instance", "log", "dag_run"):
@@ -613,14 +623,14 @@ def main() -> int:
     return 0
 
 
-def _masking_run(bench: Bench, url: str, json_path: Path | None) -> int:
+def _masking_run(bench: Bench, url: str, json_path: Path | None, tables: list[str]) -> int:
     run_sql(url, FILL_SECRETS)
     run_sql(url, "VACUUM ANALYZE")
     secrets = run_sql(url, "SELECT (SELECT count(*) FROM variable), (SELECT count(*) FROM connection)")[0]
     print(
         f"secrets: {secrets[0]} variables, {secrets[1]} connections; 1 % of log rows hold a variable's value"
     )
-    for table in ("task_instance", "log", "dag_run", "default"):
+    for table in tables:
         bench.run(table, "m", MASKING_IMPLEMENTATIONS)
     table = masking_summary(bench.results)
     print()

@@ -46,7 +46,7 @@ import pyarrow.compute as pc
 from airflow_provider_mwaaops.metadata.airflow_options import airflow_option
 from airflow_provider_mwaaops.metadata.arrays import string_array
 from airflow_provider_mwaaops.metadata.row_search import RowSearch, python_pattern, re2_pattern, row_search
-from airflow_provider_mwaaops.metadata.sources.base import MetadataSource, ReadWindow
+from airflow_provider_mwaaops.metadata.sources.base import MetadataSource
 from airflow_provider_mwaaops.metadata.tables import TableSpec, get_table
 
 log = logging.getLogger(__name__)
@@ -363,11 +363,7 @@ def masker_for_source(source: MetadataSource, chunk_rows: int) -> SecretMasker:
     sensitive = sensitive_fields()
     rows: list[tuple[str, dict[str, Any]]] = []
     for table in SECRET_SOURCES:
-        spec = get_table(table)
-        if source.columns(spec) is None:
-            continue
-        for chunk in source.read(spec, ReadWindow(), chunk_rows, include_secrets=True):
-            rows.extend((table, row) for row in chunk.select(list(spec.secret_columns)).to_pylist())
+        rows.extend((table, row) for row in source.secret_rows(get_table(table), chunk_rows))
     masker = SecretMasker(collect_known_secrets(rows, sensitive, min_secret_length()), sensitive)
     log.info("Masking %d known secret values and %d sensitive key names", len(masker.secrets), len(sensitive))
     return masker

@@ -63,28 +63,36 @@ def decrypt_stored_secrets(table: str, chunk: pa.Table, secret_columns: tuple[st
     """
     from airflow_provider_mwaaops.metadata.arrays import string_array
 
-    fernet = None
     for name in secret_columns:
         flag = ENCRYPTED_FLAGS.get(table, {}).get(name)
         values = chunk.column(name).to_pylist()
         flags = chunk.column(flag).to_pylist() if flag else [False] * len(values)
-        out = []
-        for value, encrypted in zip(values, flags, strict=True):
-            if value is not None and encrypted:
-                if fernet is None:
-                    from airflow.models.crypto import get_fernet
-
-                    fernet = get_fernet()
-                try:
-                    value = fernet.decrypt(value.encode()).decode()
-                except Exception as err:
-                    raise SecretKeyError(
-                        f"table {table}: cannot decrypt column {name} with this Airflow's Fernet key "
-                        f"([core] fernet_key must be the source environment's) ({type(err).__name__})"
-                    ) from err
-            out.append(value)
-        chunk = chunk.set_column(chunk.schema.get_field_index(name), name, string_array(out))
+        plain = decrypt_stored_values(table, name, values, flags)
+        chunk = chunk.set_column(chunk.schema.get_field_index(name), name, string_array(plain))
     return chunk
+
+
+def decrypt_stored_values(
+    table: str, column: str, values: list[str | None], encrypted: list[Any]
+) -> list[str | None]:
+    """``values`` of one secret column in plain text, each decrypted where its flag is set."""
+    fernet = None
+    out = []
+    for value, flag in zip(values, encrypted, strict=True):
+        if value is not None and flag:
+            if fernet is None:
+                from airflow.models.crypto import get_fernet
+
+                fernet = get_fernet()
+            try:
+                value = fernet.decrypt(value.encode()).decode()
+            except Exception as err:
+                raise SecretKeyError(
+                    f"table {table}: cannot decrypt column {column} with this Airflow's Fernet key "
+                    f"([core] fernet_key must be the source environment's) ({type(err).__name__})"
+                ) from err
+        out.append(value)
+    return out
 
 
 def _fingerprint(key: bytes) -> str:

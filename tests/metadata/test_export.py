@@ -368,6 +368,49 @@ def test_canary_secrets_never_appear_in_plain_text(source_airflow, tmp_path, mod
     assert json.loads(restore_cipher.decrypt(conns["canary_conn"]["extra"])) == {"api_token": CANARY_PASSWORD}
 
 
+def test_the_masker_reads_secrets_without_reflecting_and_as_the_general_read_does(source_airflow):
+    """The masker's cheap read (one query, no reflection) decrypts what the general read does."""
+    from airflow_provider_mwaaops.metadata.sources.base import MetadataSource
+    from airflow_provider_mwaaops.metadata.tables import get_table
+
+    stored = db_rows(source_airflow, "SELECT is_encrypted FROM variable WHERE key = 'canary_var'")
+    assert stored
+    assert all(flag for (flag,) in stored)  # Airflow stored it encrypted
+    source = make_source(source_airflow)
+    try:
+        for table in ("connection", "variable"):
+            spec = get_table(table)
+            cheap = list(source.secret_rows(spec, chunk_rows=3))
+            assert table not in source.schema._tables  # answered without reflecting the table
+            general = list(MetadataSource.secret_rows(source, spec, chunk_rows=3))
+            assert cheap
+            assert sorted(map(repr, cheap)) == sorted(map(repr, general))
+        values = {row["val"] for row in source.secret_rows(get_table("variable"), 3)}
+        assert {CANARY_VALUE, CANARY_VALUE + "-plain"} <= values
+    finally:
+        source.close()
+
+
+def test_secrets_of_a_table_without_the_expected_columns_are_read_the_general_way(tmp_path):
+    import sqlalchemy as sa
+
+    from airflow_provider_mwaaops.metadata.sources.database import DatabaseSource
+    from airflow_provider_mwaaops.metadata.tables import get_table
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # a variable table without Airflow's is_encrypted flag
+        conn.execute(sa.text('CREATE TABLE variable (id INTEGER PRIMARY KEY, "key" TEXT, val TEXT)'))
+        conn.execute(sa.text("INSERT INTO variable (\"key\", val) VALUES ('k', 'kept-in-plain-text')"))
+    engine.dispose()
+    source = DatabaseSource(url)
+    try:
+        assert list(source.secret_rows(get_table("variable"), 10)) == [{"val": "kept-in-plain-text"}]
+        assert list(source.secret_rows(get_table("connection"), 10)) == []  # no such table
+    finally:
+        source.close()
+
+
 # -- one moment: rows written while the export runs never split a backup ------------------------
 @pytest.mark.parametrize("fast_path", [True, False], ids=["copy", "cursor"])
 def test_an_export_is_one_moment_of_the_database(source_airflow, tmp_path, fast_path):

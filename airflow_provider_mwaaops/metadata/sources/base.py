@@ -83,6 +83,17 @@ class MetadataSource(metaclass=abc.ABCMeta):
         database stores encrypted with Airflow's own Fernet key.
         """
 
+    def secret_rows(self, spec: TableSpec, chunk_rows: int) -> Iterator[dict[str, Any]]:
+        """Each row's secret columns in plain text: what the export's masker must find elsewhere.
+
+        Any source can answer through :meth:`read`; a source may answer more cheaply (the
+        masker asks before the first table is read, so every export pays for this).
+        """
+        if self.columns(spec) is None:
+            return
+        for chunk in self.read(spec, ReadWindow(), chunk_rows, include_secrets=True):
+            yield from chunk.select(list(spec.secret_columns)).to_pylist()
+
     @contextlib.contextmanager
     def consistent_read(self) -> Iterator[None]:
         """Reads inside the block see one moment of the source where the source can do that.

@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
+from airflow_provider_mwaaops.metadata.secrets import ENCRYPTED_FLAGS, decrypt_stored_values
 from airflow_provider_mwaaops.metadata.sources.base import MetadataSource, ReadWindow
 from airflow_provider_mwaaops.metadata.sources.cursor_reader import CursorReader
 from airflow_provider_mwaaops.metadata.sources.database_schema import (
@@ -205,6 +206,39 @@ class DatabaseSource(MetadataSource):
         return self.schema.as_datetime(value)
 
     # -- reading ------------------------------------------------------------------------------
+    def secret_rows(self, spec: TableSpec, chunk_rows: int) -> Iterator[dict[str, Any]]:
+        """One plain query for the secret columns and their encryption flags, without reflecting
+        the table: the masker asks for them before every export, even one of a single small table,
+        and reflection costs a connection and several catalog queries per table (reading
+        ``connection`` and ``variable`` that way was ~10 % of exporting 100k dag runs).
+
+        The columns queried (``ENCRYPTED_FLAGS``) are in every Airflow schema since 1.10; a
+        database without one of them is read the general way.
+        """
+        if spec.name not in self.schema.table_names:
+            return
+        flags = ENCRYPTED_FLAGS.get(spec.name, {})
+        names = [*spec.secret_columns, *dict.fromkeys(flags.values())]
+        query = sa.select(*(sa.column(name) for name in names)).select_from(sa.table(spec.name))
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).mappings().all()
+        except sa.exc.DBAPIError as err:
+            log.debug("Secrets of %s read through reflection: %s", spec.name, err)
+            yield from super().secret_rows(spec, chunk_rows)
+            return
+        plain = {
+            name: decrypt_stored_values(
+                spec.name,
+                name,
+                [row[name] for row in rows],
+                [row[flags[name]] if name in flags else False for row in rows],
+            )
+            for name in spec.secret_columns
+        }
+        for i in range(len(rows)):
+            yield {name: plain[name][i] for name in spec.secret_columns}
+
     def _segments(self, spec: TableSpec, keys: list[str]) -> list[tuple[list[Any], list[str]]]:
         """Keyset passes: a nullable leading key column (log.dttm) gets a second pass for NULLs."""
         first = self.schema.key_column(spec, keys[0])
