@@ -524,7 +524,7 @@ def _table_label(table: str) -> str:
 
 
 def _rows_label(rows: int) -> str:
-    return f"{rows / 1e6:g}M" if rows >= 1_000_000 else f"{rows / 1e3:g}k" if rows >= 1000 else str(rows)
+    return f"{rows / 1e6:.3g}M" if rows >= 1_000_000 else f"{rows / 1e3:.3g}k" if rows >= 1000 else str(rows)
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:

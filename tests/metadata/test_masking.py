@@ -158,3 +158,24 @@ def test_every_row_is_found_whatever_the_layout() -> None:
         masker._mask_array(pa.chunked_array([pa.array(["clean"] * 40)]), json_like=False)[0].to_pylist()
         == ["clean"] * 40
     )
+
+
+def test_a_masker_prepared_in_the_background_masks_as_one_that_was_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    extra = [json.dumps({"value": "s3cret-value", "password": "other"}), "clean", None]
+    expected = _masker("s3cret-value").mask(get_table("log"), _chunk("log", id=[1, 2, 3], extra=extra))
+    prepared = _masker("s3cret-value")
+    prepared.prepare_in_background()
+    assert prepared.mask(get_table("log"), _chunk("log", id=[1, 2, 3], extra=extra)) == expected
+    assert prepared._preparing is None  # joined before the first chunk was masked
+
+    failing = _masker("s3cret-value")
+    monkeypatch.setattr("airflow_provider_mwaaops.metadata.masking.row_search", _raise)
+    failing.prepare_in_background()  # the failure is not lost: the chunk that needs it raises
+    with pytest.raises(RuntimeError, match="cannot compile"):
+        failing.mask(get_table("log"), _chunk("log", id=[1], extra=extra[:1]))
+
+
+def _raise(*_args: object) -> None:
+    raise RuntimeError("cannot compile")
