@@ -241,6 +241,12 @@ def test_scripted_call_failures(mwaa: Any, raw_mwaa: Any, pace: Any) -> None:
 
 # -- SchedulerHeartbeat ----------------------------------------------------------------------------------
 def _heartbeats(aws_emulator: Any, name: str, minutes: int) -> list[float]:
+    """The heartbeat sums per minute of the last ``minutes`` minutes, the current one included.
+
+    EndTime is a minute ahead: the current minute's datapoint is stamped with its first second,
+    and a query ending within that second (moto truncates EndTime to the second and excludes it)
+    would leave it out: a restart in the first second of a minute failed the test in CI.
+    """
     now = dt.datetime.now(dt.UTC)
     answer = aws_emulator.client("cloudwatch").get_metric_data(
         MetricDataQueries=[
@@ -261,7 +267,7 @@ def _heartbeats(aws_emulator: Any, name: str, minutes: int) -> list[float]:
             }
         ],
         StartTime=now - dt.timedelta(minutes=minutes),
-        EndTime=now,
+        EndTime=now + dt.timedelta(minutes=1),
     )
     return answer["MetricDataResults"][0]["Values"]
 
