@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 
 import pyarrow as pa
 import pytest
@@ -164,13 +165,25 @@ def test_a_masker_prepared_in_the_background_masks_as_one_that_was_not(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     extra = [json.dumps({"value": "s3cret-value", "password": "other"}), "clean", None]
-    expected = _masker("s3cret-value").mask(get_table("log"), _chunk("log", id=[1, 2, 3], extra=extra))
+    chunk = _chunk("log", id=[1, 2, 3], extra=extra)
+    expected = _masker("s3cret-value").mask(get_table("log"), chunk)
+
+    gate = threading.Event()
+    prepare = SecretMasker._prepare
+    monkeypatch.setattr(SecretMasker, "_prepare", lambda self: (gate.wait(10), prepare(self)))
     prepared = _masker("s3cret-value")
     prepared.prepare_in_background()
-    assert prepared.mask(get_table("log"), _chunk("log", id=[1, 2, 3], extra=extra)) == expected
-    assert prepared._preparing is None  # joined before the first chunk was masked
+    masked: list[pa.Table] = []
+    masking = threading.Thread(target=lambda: masked.append(prepared.mask(get_table("log"), chunk)))
+    masking.start()
+    masking.join(0.5)
+    assert masking.is_alive()  # the first chunk waits for the preparation...
+    gate.set()
+    masking.join(10)
+    assert masked == [expected]  # ...and is masked as without it
 
     failing = _masker("s3cret-value")
+    monkeypatch.setattr(SecretMasker, "_prepare", prepare)
     monkeypatch.setattr("airflow_provider_mwaaops.metadata.masking.row_search", _raise)
     failing.prepare_in_background()  # the failure is not lost: the chunk that needs it raises
     with pytest.raises(RuntimeError, match="cannot compile"):
